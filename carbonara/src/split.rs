@@ -14,6 +14,7 @@
 //! search and no reallocation.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use crate::aggregated::{AggregatedSeries, SeriesError};
 use crate::aggregation::Method;
@@ -145,6 +146,10 @@ fn span(granularity: i64) -> i128 {
 pub struct AggregatedSplit {
     key: SplitKey,
     columns: BTreeMap<Method, Vec<f64>>,
+    /// Superset of the slots where some column holds a value (bit set when
+    /// a slot is written, never cleared): lets `to_block` and `series` skip
+    /// the words of a sparse split without looking at its columns.
+    occupied: [u64; WORDS],
 }
 
 /// Equal when the same slots hold bit-identical values (NaN, "no value",
@@ -184,6 +189,7 @@ impl AggregatedSplit {
         AggregatedSplit {
             key,
             columns: BTreeMap::new(),
+            occupied: [0; WORDS],
         }
     }
 
@@ -225,11 +231,20 @@ impl AggregatedSplit {
         } else {
             key.slot(start).unwrap_or(SLOTS)
         };
-        column[clear_from..].fill(f64::NAN);
+        // Only words that may hold a value need clearing (the rest is NaN).
+        let mut slot = clear_from;
+        while slot < SLOTS {
+            let end = ((slot / 64 + 1) * 64).min(SLOTS);
+            if self.occupied[slot / 64] != 0 {
+                column[slot..end].fill(f64::NAN);
+            }
+            slot = end;
+        }
         let (ts, vs) = update.range(Some(start.max(key.start)), Some(key.end()));
         for (&t, &v) in ts.iter().zip(vs) {
             if let Some(slot) = key.slot(t) {
                 column[slot] = v;
+                self.occupied[slot / 64] |= 1 << (slot % 64);
             }
         }
         Ok(())
@@ -253,10 +268,15 @@ impl AggregatedSplit {
         let column = self.columns.get(&method)?;
         let mut ts = Vec::new();
         let mut vs = Vec::new();
-        for (slot, &v) in column.iter().enumerate() {
-            if !v.is_nan() {
-                ts.push(self.key.slot_timestamp(slot));
-                vs.push(v);
+        for (w, &occupied) in self.occupied.iter().enumerate() {
+            if occupied == 0 {
+                continue;
+            }
+            for (slot, &v) in column.iter().enumerate().skip(w * 64).take(64) {
+                if !v.is_nan() {
+                    ts.push(self.key.slot_timestamp(slot));
+                    vs.push(v);
+                }
             }
         }
         Some(AggregatedSeries::from_parts_unchecked(
@@ -270,28 +290,62 @@ impl AggregatedSplit {
     /// The codec's view: slots where any method has a value are present;
     /// columns carry NaN where their method has none.
     pub fn to_block(&self) -> SplitBlock {
-        let mut present = vec![0u64; WORDS];
+        let mut block = SplitBlock::default();
+        self.to_block_into(&mut block);
+        block
+    }
+
+    /// Like [`AggregatedSplit::to_block`], reusing the allocations already
+    /// in `block` (bitset, method names, value vectors), for writers encoding
+    /// many splits.
+    pub fn to_block_into(&self, block: &mut SplitBlock) {
+        block.start = self.key.start;
+        block.granularity = self.key.granularity;
+        block.slots = SPLIT_SLOTS;
+        // Branch-free per 64-slot word, so it vectorizes, and only over
+        // words that may hold a value; then gathers by word, copying whole
+        // words when every slot of one is present.
+        let present = &mut block.present;
+        present.clear();
+        present.resize(WORDS, 0);
         for column in self.columns.values() {
-            for (slot, v) in column.iter().enumerate() {
-                if !v.is_nan() {
-                    present[slot / 64] |= 1 << (slot % 64);
+            for ((word, chunk), &occupied) in present
+                .iter_mut()
+                .zip(column.chunks(64))
+                .zip(&self.occupied)
+            {
+                if occupied == 0 {
+                    continue;
                 }
+                let mut mask = 0u64;
+                for (i, v) in chunk.iter().enumerate() {
+                    mask |= u64::from(!v.is_nan()) << i;
+                }
+                *word |= mask;
             }
         }
-        let columns = self
+        let count: usize = present.iter().map(|w| w.count_ones() as usize).sum();
+        block.columns.truncate(self.columns.len());
+        block
             .columns
-            .iter()
-            .map(|(method, column)| Column {
-                method: method.to_string(),
-                values: present_slots(&present).map(|slot| column[slot]).collect(),
-            })
-            .collect();
-        SplitBlock {
-            start: self.key.start,
-            granularity: self.key.granularity,
-            slots: SPLIT_SLOTS,
-            present,
-            columns,
+            .resize_with(self.columns.len(), Column::default);
+        for ((method, column), out) in self.columns.iter().zip(&mut block.columns) {
+            out.method.clear();
+            let _ = write!(out.method, "{method}");
+            let values = &mut out.values;
+            values.clear();
+            values.reserve(count);
+            for (w, &word) in block.present.iter().enumerate() {
+                if word == u64::MAX {
+                    values.extend_from_slice(&column[w * 64..w * 64 + 64]);
+                    continue;
+                }
+                let mut bits = word;
+                while bits != 0 {
+                    values.push(column[w * 64 + bits.trailing_zeros() as usize]);
+                    bits &= bits - 1;
+                }
+            }
         }
     }
 
@@ -323,30 +377,32 @@ impl AggregatedSplit {
                 ));
             }
             let mut dense = vec![f64::NAN; SLOTS];
-            for (slot, &v) in present_slots(&block.present).zip(&column.values) {
-                dense[slot] = v;
+            let mut next = 0;
+            for (w, &word) in block.present.iter().enumerate() {
+                if word == u64::MAX {
+                    dense[w * 64..w * 64 + 64].copy_from_slice(&column.values[next..next + 64]);
+                    next += 64;
+                    continue;
+                }
+                let mut bits = word;
+                while bits != 0 {
+                    dense[w * 64 + bits.trailing_zeros() as usize] = column.values[next];
+                    next += 1;
+                    bits &= bits - 1;
+                }
             }
             if columns.insert(method, dense).is_some() {
                 return Err(SplitError::Inconsistent("duplicate method column"));
             }
         }
-        Ok(AggregatedSplit { key, columns })
-    }
-}
-
-/// Indices of the set bits, in order.
-fn present_slots(present: &[u64]) -> impl Iterator<Item = usize> + '_ {
-    present.iter().enumerate().flat_map(|(w, &word)| {
-        let mut bits = word;
-        std::iter::from_fn(move || {
-            if bits == 0 {
-                return None;
-            }
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            Some(w * 64 + b)
+        let mut occupied = [0; WORDS];
+        occupied.copy_from_slice(&block.present);
+        Ok(AggregatedSplit {
+            key,
+            columns,
+            occupied,
         })
-    })
+    }
 }
 
 /// Cuts series of one granularity (any methods) into splits, in key order.
@@ -378,6 +434,7 @@ pub fn split_series(series: &[AggregatedSeries]) -> Result<Vec<AggregatedSplit>,
             for (&t, &v) in ts[i..end].iter().zip(&s.values()[i..end]) {
                 if let Some(slot) = key.slot(t) {
                     column[slot] = v;
+                    split.occupied[slot / 64] |= 1 << (slot % 64);
                 }
             }
             i = end;

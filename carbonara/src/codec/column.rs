@@ -7,6 +7,7 @@
 use super::bitpack::{pack, packed_len, unpack, width, BLOCK};
 use super::bytes::{put_ivarint, put_varint, Reader};
 use super::DecodeError;
+use std::cell::RefCell;
 
 const TAG_EMPTY: u8 = 0;
 const TAG_CONST: u8 = 1;
@@ -30,6 +31,16 @@ const MAX_RESIDUAL: u64 = 1 << 12;
 /// Scaled magnitudes at or above this are not exactly representable as
 /// consecutive integers in `f64`, so such values go to the exception list.
 const EXACT_INT_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+thread_local! {
+    /// Encoder buffers of this thread, reused across columns and splits so
+    /// that encoding a split allocates next to nothing. Each is borrowed by
+    /// one function only, never re-entrantly.
+    static INTS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+    static RESIDUALS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+    static DIFFS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+    static CANDIDATE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 fn corrupt(reason: &'static str) -> DecodeError {
     DecodeError::Corrupt { reason }
@@ -125,25 +136,26 @@ pub(super) fn encode_ints(out: &mut Vec<u8>, vals: &[i64]) {
     debug_assert!(!vals.is_empty());
     let sizes = stream_sizes(vals);
     let order = (0..=2u8).min_by_key(|&o| sizes[o as usize]).unwrap_or(0);
-    let mut d = Vec::with_capacity(vals.len());
-    let (base, delta) = differences(vals, order, &mut d);
-    out.push(order);
-    if order > 0 {
-        put_ivarint(out, base);
-    }
-    if order > 1 {
-        put_ivarint(out, delta);
-    }
-    let mut offs = [0u64; BLOCK];
-    for b in d.chunks(BLOCK) {
-        let (min, w) = frame(b);
-        out.push(w as u8);
-        put_ivarint(out, min);
-        for (o, &v) in offs.iter_mut().zip(b) {
-            *o = v.wrapping_sub(min) as u64;
+    DIFFS.with_borrow_mut(|d| {
+        let (base, delta) = differences(vals, order, d);
+        out.push(order);
+        if order > 0 {
+            put_ivarint(out, base);
         }
-        pack(out, &offs[..b.len()], w);
-    }
+        if order > 1 {
+            put_ivarint(out, delta);
+        }
+        let mut offs = [0u64; BLOCK];
+        for b in d.chunks(BLOCK) {
+            let (min, w) = frame(b);
+            out.push(w as u8);
+            put_ivarint(out, min);
+            for (o, &v) in offs.iter_mut().zip(b) {
+                *o = v.wrapping_sub(min) as u64;
+            }
+            pack(out, &offs[..b.len()], w);
+        }
+    });
 }
 
 /// Decodes an integer stream of `n` values, handing each decoded block to
@@ -212,19 +224,26 @@ pub(super) fn encode_column(out: &mut Vec<u8>, vals: &[f64]) {
     }
     // Decimals first: when they take under two bytes a value, neither float
     // coding can compete (both keep the noisy low mantissa bits), so skip them.
-    let mut best = Vec::new();
-    if encode_decimal(&mut best, vals) && best.len() < 2 * vals.len() {
-        out.extend_from_slice(&best);
-        return;
-    }
-    let mut candidate = Vec::new();
-    for encode in [encode_ordered, encode_xor] {
-        candidate.clear();
-        if encode(&mut candidate, vals) && (best.is_empty() || candidate.len() < best.len()) {
-            std::mem::swap(&mut best, &mut candidate);
+    // The best encoding so far is kept in place at `out[at..]`.
+    let at = out.len();
+    let mut best = None;
+    if encode_decimal(out, vals) {
+        let len = out.len() - at;
+        if len < 2 * vals.len() {
+            return;
         }
+        best = Some(len);
     }
-    out.extend_from_slice(&best);
+    CANDIDATE.with_borrow_mut(|candidate| {
+        for encode in [encode_ordered, encode_xor] {
+            candidate.clear();
+            if encode(candidate, vals) && best.is_none_or(|len| candidate.len() < len) {
+                out.truncate(at);
+                out.extend_from_slice(candidate);
+                best = Some(candidate.len());
+            }
+        }
+    });
 }
 
 /// Whether every value has the bits of the first (true when empty). Written
@@ -279,28 +298,33 @@ fn encode_decimal(out: &mut Vec<u8>, vals: &[f64]) -> bool {
     let Some(k) = pick_scale(vals) else {
         return false;
     };
-    let mut ints = Vec::with_capacity(vals.len());
-    let mut residuals = Vec::with_capacity(vals.len());
-    let mut exceptions = Vec::new();
-    let mut prev = 0i64;
-    for (i, &v) in vals.iter().enumerate() {
-        let mut r = 0;
-        match scaled(v, k) {
-            Some((x, res)) => (prev, r) = (x, res),
-            None => exceptions.push((i, v.to_bits())),
-        }
-        // An exception repeats the previous integer: a zero delta packs best.
-        ints.push(prev);
-        residuals.push(r);
-    }
-    let with_residuals = residuals.iter().any(|&r| r != 0);
-    out.push(TAG_DECIMAL);
-    out.push(k as u8 | if with_residuals { RESIDUAL_FLAG } else { 0 });
-    encode_ints(out, &ints);
-    if with_residuals {
-        encode_ints(out, &residuals);
-    }
-    put_exceptions(out, &exceptions);
+    INTS.with_borrow_mut(|ints| {
+        RESIDUALS.with_borrow_mut(|residuals| {
+            ints.clear();
+            residuals.clear();
+            let mut exceptions = Vec::new();
+            let mut prev = 0i64;
+            for (i, &v) in vals.iter().enumerate() {
+                let mut r = 0;
+                match scaled(v, k) {
+                    Some((x, res)) => (prev, r) = (x, res),
+                    None => exceptions.push((i, v.to_bits())),
+                }
+                // An exception repeats the previous integer: a zero delta
+                // packs best.
+                ints.push(prev);
+                residuals.push(r);
+            }
+            let with_residuals = residuals.iter().any(|&r| r != 0);
+            out.push(TAG_DECIMAL);
+            out.push(k as u8 | if with_residuals { RESIDUAL_FLAG } else { 0 });
+            encode_ints(out, ints);
+            if with_residuals {
+                encode_ints(out, residuals);
+            }
+            put_exceptions(out, &exceptions);
+        })
+    });
     true
 }
 
@@ -331,25 +355,26 @@ fn ordered(x: i64) -> i64 {
 /// Floats as order-preserving integers, difference coded; NaNs (whose bits
 /// would widen a whole block) are exceptions.
 fn encode_ordered(out: &mut Vec<u8>, vals: &[f64]) -> bool {
-    let mut ints = Vec::with_capacity(vals.len());
-    let mut exceptions = Vec::new();
-    let mut prev = None;
-    for (i, &v) in vals.iter().enumerate() {
-        if v.is_nan() {
-            exceptions.push((i, v.to_bits()));
-        } else {
-            prev = Some(ordered(v.to_bits() as i64));
-        }
-        ints.push(prev);
-    }
     // Leading NaNs repeat the first number.
-    let Some(first) = ints.iter().flatten().next().copied() else {
+    let Some(first) = vals.iter().find(|v| !v.is_nan()) else {
         return false;
     };
-    let ints: Vec<i64> = ints.into_iter().map(|x| x.unwrap_or(first)).collect();
-    out.push(TAG_ORDERED);
-    encode_ints(out, &ints);
-    put_exceptions(out, &exceptions);
+    INTS.with_borrow_mut(|ints| {
+        ints.clear();
+        let mut exceptions = Vec::new();
+        let mut prev = ordered(first.to_bits() as i64);
+        for (i, &v) in vals.iter().enumerate() {
+            if v.is_nan() {
+                exceptions.push((i, v.to_bits()));
+            } else {
+                prev = ordered(v.to_bits() as i64);
+            }
+            ints.push(prev);
+        }
+        out.push(TAG_ORDERED);
+        encode_ints(out, ints);
+        put_exceptions(out, &exceptions);
+    });
     true
 }
 
@@ -360,17 +385,15 @@ fn encode_xor(out: &mut Vec<u8>, vals: &[f64]) -> bool {
     let first = vals[0].to_bits();
     out.extend_from_slice(&first.to_le_bytes());
     let mut prev = first;
-    let xors: Vec<u64> = vals
-        .iter()
-        .map(|v| {
-            let b = v.to_bits();
-            let x = b ^ prev;
-            prev = b;
-            x
-        })
-        .collect();
+    let mut xors = [0u64; BLOCK];
     let mut shifted = [0u64; BLOCK];
-    for b in xors.chunks(BLOCK) {
+    for chunk in vals.chunks(BLOCK) {
+        for (x, v) in xors.iter_mut().zip(chunk) {
+            let bits = v.to_bits();
+            *x = bits ^ prev;
+            prev = bits;
+        }
+        let b = &xors[..chunk.len()];
         let all = b.iter().fold(0u64, |a, &x| a | x);
         if all == 0 {
             out.push(0);

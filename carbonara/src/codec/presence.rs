@@ -20,20 +20,29 @@ fn words_for(slots: usize) -> usize {
 }
 
 /// Lengths of alternating absent/present runs, starting with absent (maybe 0).
+/// Walks run boundaries a word at a time (`trailing_zeros`), not bit by bit.
 fn runs(present: &[u64], slots: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut cur = false;
-    let mut len = 0usize;
-    for i in 0..slots {
-        let bit = present[i / 64] >> (i % 64) & 1 == 1;
-        if bit != cur {
-            out.push(len);
-            len = 0;
-            cur = bit;
+    let mut run_start = 0usize;
+    let mut pos = 0usize;
+    while pos < slots {
+        let w = pos / 64;
+        let off = pos % 64;
+        // Bits equal to `cur` from `pos` on, within this word, read as ones.
+        let word = if cur { present[w] } else { !present[w] };
+        let same = (word >> off).trailing_ones() as usize;
+        let end = (w * 64 + off + same).min(slots);
+        if end == (w + 1) * 64 || end == slots {
+            pos = end;
+            continue;
         }
-        len += 1;
+        out.push(end - run_start);
+        run_start = end;
+        pos = end;
+        cur = !cur;
     }
-    out.push(len);
+    out.push(slots - run_start);
     out
 }
 
@@ -163,6 +172,40 @@ mod tests {
         let b = round_trip(&p, 3600);
         assert_eq!(b[0], RUNS);
         assert_eq!(b.len(), 7, "tag, 3 runs: 1 + 1 + 1 + 2 + 2");
+    }
+
+    #[test]
+    fn word_wise_runs_match_bit_by_bit() {
+        fn naive(present: &[u64], slots: usize) -> Vec<usize> {
+            let mut out = Vec::new();
+            let (mut cur, mut len) = (false, 0);
+            for i in 0..slots {
+                let bit = present[i / 64] >> (i % 64) & 1 == 1;
+                if bit != cur {
+                    out.push(len);
+                    (len, cur) = (0, bit);
+                }
+                len += 1;
+            }
+            out.push(len);
+            out
+        }
+        let mut seed = 12345u64;
+        for slots in [0usize, 1, 63, 64, 65, 127, 128, 1000, 3600] {
+            for density in [0u64, 1, 8, 32, 56, 63, 64] {
+                let mut p = vec![0u64; slots.div_ceil(64)];
+                for i in 0..slots {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed % 64 < density {
+                        p[i / 64] |= 1 << (i % 64);
+                    }
+                }
+                assert_eq!(runs(&p, slots), naive(&p, slots), "{slots} {density}");
+                round_trip(&p, slots);
+            }
+        }
     }
 
     #[test]
