@@ -1,0 +1,229 @@
+//! The search language and pagination.
+//!
+//! Filters arrive as JSON (`{"=": {"host": "a"}}`, `{"and": [...]}`) or as a string
+//! (`host = "a" and not started_at < "2020-01-01"`); both parse to one [`Filter`] AST
+//! (`parse.rs`), which `compile.rs` turns into a SQL predicate over a resource type's
+//! typed columns, coercing each value to its attribute's type. Sorting and `marker`
+//! pagination (keyset, on any list of keys) are shared by metrics and resources.
+
+mod compile;
+mod parse;
+
+pub use parse::{parse_json, parse_string, Filter, FilterValue, Op};
+
+pub(crate) use compile::{compile_filter, Columns};
+
+use sqlx::any::AnyRow;
+
+use crate::dialect::{get_f64, get_i64, get_text, Arg, Sql};
+use crate::{IndexerError, Result};
+
+/// One sort key: `attr[:asc|:desc][-nullsfirst|-nullslast]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub attr: String,
+    pub descending: bool,
+    /// `None`: nulls last when ascending, first when descending (PostgreSQL's default).
+    pub nulls_first: Option<bool>,
+}
+
+impl SortKey {
+    pub fn asc(attr: &str) -> SortKey {
+        SortKey {
+            attr: attr.to_owned(),
+            descending: false,
+            nulls_first: None,
+        }
+    }
+
+    pub fn desc(attr: &str) -> SortKey {
+        SortKey {
+            attr: attr.to_owned(),
+            descending: true,
+            nulls_first: None,
+        }
+    }
+
+    /// Parses `name`, `name:asc`, `started_at:desc-nullslast`, …
+    pub fn parse(s: &str) -> Result<SortKey> {
+        let (attr, dir) = s.split_once(':').unwrap_or((s, "asc"));
+        let (dir, nulls) = dir.split_once('-').unwrap_or((dir, ""));
+        let descending = match dir {
+            "asc" | "" => false,
+            "desc" => true,
+            _ => {
+                return Err(IndexerError::query(
+                    format!("Invalid sort direction: {s}"),
+                    Some(attr),
+                ))
+            }
+        };
+        let nulls_first = match nulls {
+            "" => None,
+            "nullsfirst" => Some(true),
+            "nullslast" => Some(false),
+            _ => {
+                return Err(IndexerError::query(
+                    format!("Invalid sort direction: {s}"),
+                    Some(attr),
+                ))
+            }
+        };
+        if attr.is_empty() {
+            return Err(IndexerError::query(format!("Invalid sort key: {s}"), None));
+        }
+        Ok(SortKey {
+            attr: attr.to_owned(),
+            descending,
+            nulls_first,
+        })
+    }
+}
+
+/// Limit, marker and sort of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pagination {
+    pub limit: Option<u64>,
+    /// The id of the last item of the previous page.
+    pub marker: Option<String>,
+    /// Empty: the listing's default order.
+    pub sort: Vec<SortKey>,
+}
+
+/// How a sort column's values are read back and bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    Text,
+    Int,
+    Float,
+}
+
+/// A sort column as SQL.
+#[derive(Debug, Clone)]
+pub(crate) struct OrderCol {
+    pub(crate) expr: String,
+    pub(crate) kind: ValueKind,
+    pub(crate) nullable: bool,
+    pub(crate) desc: bool,
+    pub(crate) nulls_first: bool,
+}
+
+impl OrderCol {
+    pub(crate) fn new(expr: &str, kind: ValueKind, nullable: bool, key: &SortKey) -> OrderCol {
+        OrderCol {
+            expr: expr.to_owned(),
+            kind,
+            nullable,
+            desc: key.descending,
+            nulls_first: key.nulls_first.unwrap_or(key.descending),
+        }
+    }
+
+    fn null_flag(&self) -> String {
+        // Sorted ascending: 0 comes first.
+        let (null, not_null) = if self.nulls_first { (0, 1) } else { (1, 0) };
+        format!(
+            "(CASE WHEN {} IS NULL THEN {null} ELSE {not_null} END)",
+            self.expr
+        )
+    }
+}
+
+/// `ORDER BY` for `cols`, with explicit null placement (identical on all dialects).
+pub(crate) fn order_by(cols: &[OrderCol]) -> String {
+    let mut parts = Vec::new();
+    for c in cols {
+        if c.nullable {
+            parts.push(format!("{} ASC", c.null_flag()));
+        }
+        parts.push(format!(
+            "{} {}",
+            c.expr,
+            if c.desc { "DESC" } else { "ASC" }
+        ));
+    }
+    format!(" ORDER BY {}", parts.join(", "))
+}
+
+/// Reads the marker row's sort values (`k0`, `k1`, …).
+pub(crate) fn marker_values(row: &AnyRow, cols: &[OrderCol]) -> Result<Vec<Arg>> {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let n = format!("k{i}");
+            Ok(match c.kind {
+                ValueKind::Text => Arg::Text(get_text(row, &n)?),
+                ValueKind::Int => Arg::Int(get_i64(row, &n)?),
+                ValueKind::Float => Arg::Float(get_f64(row, &n)?),
+            })
+        })
+        .collect()
+}
+
+fn is_null(a: &Arg) -> bool {
+    matches!(a, Arg::Int(None) | Arg::Float(None) | Arg::Text(None))
+}
+
+/// The keyset predicate "strictly after the marker" for `cols` ordered as by [`order_by`].
+pub(crate) fn keyset(cols: &[OrderCol], marker: &[Arg]) -> Sql {
+    // Components in order: (null flag, when nullable), value.
+    enum Comp<'a> {
+        Flag(&'a OrderCol, i64),
+        Value(&'a OrderCol, &'a Arg),
+    }
+    let mut comps = Vec::new();
+    for (c, m) in cols.iter().zip(marker) {
+        if c.nullable {
+            let flag = if is_null(m) == c.nulls_first { 0 } else { 1 };
+            comps.push(Comp::Flag(c, flag));
+        }
+        comps.push(Comp::Value(c, m));
+    }
+    let eq = |sql: &mut Sql, comp: &Comp<'_>| match comp {
+        Comp::Flag(c, f) => {
+            sql.push(&c.null_flag()).push(" = ").value(*f);
+        }
+        Comp::Value(c, m) => {
+            if is_null(m) {
+                sql.push(&format!("{} IS NULL", c.expr));
+            } else {
+                sql.push(&format!("{} = ", c.expr)).value((*m).clone());
+            }
+        }
+    };
+    let mut out = Sql::new("(");
+    let mut first = true;
+    for i in 0..comps.len() {
+        // The strict comparison on component i.
+        let mut strict = Sql::default();
+        match &comps[i] {
+            Comp::Flag(c, f) => {
+                strict.push(&c.null_flag()).push(" > ").value(*f);
+            }
+            Comp::Value(c, m) => {
+                if is_null(m) {
+                    continue;
+                }
+                strict
+                    .push(&format!("{} {} ", c.expr, if c.desc { "<" } else { ">" }))
+                    .value((*m).clone());
+            }
+        }
+        if !first {
+            out.push(" OR ");
+        }
+        first = false;
+        out.push("(");
+        for comp in &comps[..i] {
+            eq(&mut out, comp);
+            out.push(" AND ");
+        }
+        out.append(strict);
+        out.push(")");
+    }
+    if first {
+        out.push("1 = 0");
+    }
+    out.push(")");
+    out
+}
