@@ -1,0 +1,851 @@
+//! Evaluating an operations tree over the series read for its references.
+//!
+//! As Gnocchi's `processor.aggregated`: per granularity (coarsest first), the
+//! series of every reference are aligned on the union of their timestamps (a
+//! grid of one column per reference), holes are filled per the `fill` policy
+//! or the overlap is checked, then the tree is computed column-wise.
+
+use carbonara::aggregated::AggregatedSeries;
+use carbonara::aggregation::Scratch;
+use carbonara::calendar::{resample_calendar, CalendarGrouping};
+use serde_json::{json, Value};
+
+use super::parse::{clip, AggKind, Node, Operations, RowAgg, Sampling};
+use super::AggregatesError;
+
+/// How holes in the grid are treated (`?fill=`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fill {
+    /// No fill: the overlap must reach `needed_overlap`.
+    None,
+    Value(f64),
+    Null,
+    Dropna,
+    Ffill,
+    Bfill,
+    FullFfill,
+    FullBfill,
+}
+
+impl Fill {
+    /// Parses `?fill=`; `None` when the value is not one Gnocchi accepts.
+    pub fn parse(text: &str) -> Option<Fill> {
+        Some(match text {
+            "null" => Fill::Null,
+            "dropna" => Fill::Dropna,
+            "ffill" => Fill::Ffill,
+            "bfill" => Fill::Bfill,
+            "full_ffill" => Fill::FullFfill,
+            "full_bfill" => Fill::FullBfill,
+            other => Fill::Value(other.trim().parse().ok()?),
+        })
+    }
+
+    /// Whether NaN (and infinite) points are left out of the answer.
+    pub fn drops_nan(self) -> bool {
+        matches!(
+            self,
+            Fill::Dropna | Fill::Ffill | Fill::Bfill | Fill::FullFfill | Fill::FullBfill
+        )
+    }
+}
+
+/// The request-wide parameters of an evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub start: Option<i64>,
+    pub stop: Option<i64>,
+    pub fill: Fill,
+    /// Percent, 0–100.
+    pub needed_overlap: f64,
+}
+
+/// The granularity label of an answer's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// Nanoseconds.
+    Seconds(i64),
+    Calendar(CalendarGrouping),
+}
+
+/// One column of a block: the values of one reference, or a computed series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// The reference the column came from (`None` once aggregated).
+    pub reference: Option<usize>,
+    pub values: Vec<f64>,
+}
+
+/// The result at one input granularity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub granularity: Granularity,
+    pub timestamps: Vec<i64>,
+    pub columns: Vec<Column>,
+    /// Values are truth values (a comparison's result).
+    pub boolean: bool,
+}
+
+/// The evaluated tree: blocks from the coarsest granularity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    /// Columns were combined: the answer is `{"aggregated": …}`.
+    pub aggregated: bool,
+    pub blocks: Vec<Block>,
+}
+
+/// What the granularity planning knows of one reference.
+#[derive(Debug, Clone, Copy)]
+pub struct RefGranularities<'a> {
+    /// The name shown in errors (metric id, or resource/metric).
+    pub name: &'a str,
+    pub aggregation: &'a str,
+    /// The granularities the reference's policy stores, in nanoseconds.
+    pub granularities: &'a [i64],
+}
+
+fn seconds(ns: i64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// The granularities to read, coarsest first: the requested one (which every
+/// reference must have) or those all references have in common.
+pub fn plan_granularities(
+    refs: &[RefGranularities<'_>],
+    requested: Option<i64>,
+) -> Result<Vec<i64>, AggregatesError> {
+    match requested {
+        Some(granularity) => {
+            let missing: Vec<Value> = refs
+                .iter()
+                .filter(|r| !r.granularities.contains(&granularity))
+                .map(|r| json!([r.name, r.aggregation, seconds(granularity)]))
+                .collect();
+            if missing.is_empty() {
+                Ok(vec![granularity])
+            } else {
+                Err(AggregatesError::Unaggregable {
+                    reason: "Granularities are missing".to_owned(),
+                    detail: Value::Array(missing),
+                })
+            }
+        }
+        None => {
+            let Some(first) = refs.first() else {
+                return Ok(Vec::new());
+            };
+            let mut common: Vec<i64> = first
+                .granularities
+                .iter()
+                .copied()
+                .filter(|g| refs[1..].iter().all(|r| r.granularities.contains(g)))
+                .collect();
+            if common.is_empty() {
+                return Err(AggregatesError::Unaggregable {
+                    reason: "No granularity match".to_owned(),
+                    detail: refs
+                        .iter()
+                        .map(|r| json!([r.name, r.aggregation]))
+                        .collect(),
+                });
+            }
+            common.sort_unstable_by(|a, b| b.cmp(a));
+            common.dedup();
+            Ok(common)
+        }
+    }
+}
+
+/// A sorted series of one reference at one granularity.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub timestamps: &'a [i64],
+    pub values: &'a [f64],
+}
+
+impl<'a> From<&'a AggregatedSeries> for Input<'a> {
+    fn from(series: &'a AggregatedSeries) -> Self {
+        Input {
+            timestamps: series.timestamps(),
+            values: series.values(),
+        }
+    }
+}
+
+/// Evaluates `ops` over `inputs`: per granularity (coarsest first), one input
+/// per reference of `ops.refs`, in order. `lookup_keys` is the error detail
+/// naming the references.
+pub fn evaluate(
+    ops: &Operations,
+    inputs: &[(i64, Vec<Input<'_>>)],
+    options: &Options,
+    lookup_keys: impl Fn() -> Value,
+) -> Result<Evaluated, AggregatesError> {
+    let mut blocks = Vec::with_capacity(inputs.len());
+    let mut aggregated = false;
+    let mut scratch = Scratch::new();
+    for (granularity, series) in inputs {
+        let grid = align(*granularity, series, options, &lookup_keys)?;
+        let value = eval(&ops.root, &grid, &lookup_keys, &mut scratch)?;
+        let Value_::Frame(frame) = value else {
+            return Err(AggregatesError::invalid(
+                "Operations must return timeseries",
+            ));
+        };
+        aggregated |= frame.aggregated;
+        blocks.push(frame.block);
+    }
+    Ok(Evaluated { aggregated, blocks })
+}
+
+/// The union of sorted timestamp slices.
+fn union(series: &[Input<'_>]) -> Vec<i64> {
+    match series {
+        [] => Vec::new(),
+        [only] => only.timestamps.to_vec(),
+        [first, rest @ ..] if rest.iter().all(|s| s.timestamps == first.timestamps) => {
+            first.timestamps.to_vec()
+        }
+        _ => {
+            let mut all: Vec<i64> =
+                Vec::with_capacity(series.iter().map(|s| s.timestamps.len()).sum());
+            for s in series {
+                all.extend_from_slice(s.timestamps);
+            }
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
+    }
+}
+
+/// The values of `series` placed on `times` (a superset of its timestamps),
+/// `filler` elsewhere.
+fn spread(series: &Input<'_>, times: &[i64], filler: f64) -> Vec<f64> {
+    if series.timestamps.len() == times.len() {
+        return series.values.to_vec();
+    }
+    let mut values = vec![filler; times.len()];
+    let mut at = 0;
+    for (&t, &v) in series.timestamps.iter().zip(series.values) {
+        while at < times.len() && times[at] < t {
+            at += 1;
+        }
+        if let Some(slot) = values.get_mut(at) {
+            *slot = v;
+        }
+    }
+    values
+}
+
+/// Builds the grid of one granularity and applies the fill or overlap rules.
+fn align(
+    granularity: i64,
+    series: &[Input<'_>],
+    options: &Options,
+    lookup_keys: &impl Fn() -> Value,
+) -> Result<Block, AggregatesError> {
+    let mut times = union(series);
+    let filler = match options.fill {
+        Fill::Value(v) => v,
+        _ => f64::NAN,
+    };
+    let mut columns: Vec<Column> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Column {
+            reference: Some(i),
+            values: spread(s, &times, filler),
+        })
+        .collect();
+    match options.fill {
+        Fill::None => {
+            let overlaps = |row: usize| columns.iter().all(|c| !c.values[row].is_nan());
+            let overlap: Vec<usize> = (0..times.len()).filter(|&row| overlaps(row)).collect();
+            if overlap.is_empty() && options.needed_overlap > 0.0 {
+                return Err(AggregatesError::Unaggregable {
+                    reason: "No overlap".to_owned(),
+                    detail: lookup_keys(),
+                });
+            }
+            if !times.is_empty() {
+                let mut from = 0;
+                let mut to = times.len();
+                if let (Some(&first), Some(&last)) = (overlap.first(), overlap.last()) {
+                    if options.stop.is_none() {
+                        to = last + 1;
+                    }
+                    if options.start.is_none() {
+                        from = first;
+                    }
+                }
+                if from != 0 || to != times.len() {
+                    times = times[from..to].to_vec();
+                    for column in &mut columns {
+                        column.values = column.values[from..to].to_vec();
+                    }
+                }
+                let percent = overlap.len() as f64 * 100.0 / times.len() as f64;
+                if percent < options.needed_overlap {
+                    return Err(AggregatesError::Unaggregable {
+                        reason: format!(
+                            "Less than {:.6}% of datapoints overlap in this timespan ({percent:.2}%)",
+                            options.needed_overlap
+                        ),
+                        detail: lookup_keys(),
+                    });
+                }
+            }
+        }
+        Fill::Ffill | Fill::FullFfill => {
+            for column in &mut columns {
+                forward_fill(&mut column.values);
+                if options.fill == Fill::FullFfill {
+                    backward_fill(&mut column.values);
+                }
+            }
+        }
+        Fill::Bfill | Fill::FullBfill => {
+            for column in &mut columns {
+                backward_fill(&mut column.values);
+                if options.fill == Fill::FullBfill {
+                    forward_fill(&mut column.values);
+                }
+            }
+        }
+        Fill::Value(_) | Fill::Null | Fill::Dropna => {}
+    }
+    Ok(Block {
+        granularity: Granularity::Seconds(granularity),
+        timestamps: times,
+        columns,
+        boolean: false,
+    })
+}
+
+fn forward_fill(values: &mut [f64]) {
+    let mut last = f64::NAN;
+    for v in values {
+        if v.is_nan() {
+            *v = last;
+        } else {
+            last = *v;
+        }
+    }
+}
+
+fn backward_fill(values: &mut [f64]) {
+    let mut next = f64::NAN;
+    for v in values.iter_mut().rev() {
+        if v.is_nan() {
+            *v = next;
+        } else {
+            next = *v;
+        }
+    }
+}
+
+/// A block and whether its columns were combined.
+#[derive(Debug, Clone)]
+struct Frame {
+    block: Block,
+    aggregated: bool,
+}
+
+/// The value of a node.
+#[derive(Debug, Clone)]
+enum Value_ {
+    Scalar(f64),
+    Frame(Frame),
+}
+
+fn eval(
+    node: &Node,
+    grid: &Block,
+    lookup_keys: &impl Fn() -> Value,
+    scratch: &mut Scratch,
+) -> Result<Value_, AggregatesError> {
+    Ok(match node {
+        Node::Number(n) => Value_::Scalar(*n),
+        Node::Metric(columns) => Value_::Frame(Frame {
+            block: Block {
+                granularity: grid.granularity,
+                timestamps: grid.timestamps.clone(),
+                columns: columns.iter().map(|&i| grid.columns[i].clone()).collect(),
+                boolean: false,
+            },
+            aggregated: false,
+        }),
+        Node::Aggregate { agg, input } => {
+            let mut frame = frame(eval(input, grid, lookup_keys, scratch)?)?;
+            let block = &mut frame.block;
+            if agg.rate {
+                rate_of_change(block);
+            }
+            let mut row = Vec::with_capacity(block.columns.len());
+            let values = (0..block.timestamps.len())
+                .map(|r| {
+                    row.clear();
+                    row.extend(
+                        block
+                            .columns
+                            .iter()
+                            .map(|c| c.values.get(r).copied().unwrap_or(f64::NAN)),
+                    );
+                    reduce(agg.kind, &mut row)
+                })
+                .collect();
+            block.columns = vec![Column {
+                reference: None,
+                values,
+            }];
+            block.boolean = false;
+            frame.aggregated = true;
+            Value_::Frame(frame)
+        }
+        Node::Resample {
+            method,
+            sampling,
+            input,
+        } => {
+            let mut frame = frame(eval(input, grid, lookup_keys, scratch)?)?;
+            let block = &mut frame.block;
+            let mut parts = Vec::with_capacity(block.columns.len());
+            for column in &block.columns {
+                parts.push(match sampling {
+                    Sampling::Every(every) => AggregatedSeries::compute(
+                        &block.timestamps,
+                        &column.values,
+                        *every,
+                        *method,
+                        scratch,
+                    )
+                    .map_err(|err| AggregatesError::invalid(err.to_string()))?
+                    .into_parts(),
+                    Sampling::Calendar(grouping) => resample_calendar(
+                        &block.timestamps,
+                        &column.values,
+                        *grouping,
+                        *method,
+                        scratch,
+                    )
+                    .map_err(|err| AggregatesError::invalid(err.to_string()))?,
+                });
+            }
+            // Columns may come back with different timestamps (NaN points
+            // are not grouped): realign them on their union.
+            let inputs: Vec<Input<'_>> = parts
+                .iter()
+                .map(|(t, v)| Input {
+                    timestamps: t,
+                    values: v,
+                })
+                .collect();
+            let timestamps = union(&inputs);
+            let values: Vec<Vec<f64>> = inputs
+                .iter()
+                .map(|input| spread(input, &timestamps, f64::NAN))
+                .collect();
+            block.timestamps = timestamps;
+            for (column, values) in block.columns.iter_mut().zip(values) {
+                column.values = values;
+            }
+            block.granularity = match sampling {
+                Sampling::Every(every) => Granularity::Seconds(*every),
+                Sampling::Calendar(grouping) => Granularity::Calendar(*grouping),
+            };
+            Value_::Frame(frame)
+        }
+        Node::Rolling { agg, window, input } => {
+            let mut frame = frame(eval(input, grid, lookup_keys, scratch)?)?;
+            let block = &mut frame.block;
+            let len = block.timestamps.len();
+            if *window > len {
+                return Err(AggregatesError::Unaggregable {
+                    reason: format!(
+                        "Rolling window '{window}' is greater than serie length '{len}'"
+                    ),
+                    detail: lookup_keys(),
+                });
+            }
+            block.timestamps.drain(..window - 1);
+            let mut buffer = Vec::with_capacity(*window);
+            for column in &mut block.columns {
+                column.values = column
+                    .values
+                    .windows(*window)
+                    .map(|w| {
+                        buffer.clear();
+                        if agg.rate {
+                            buffer.extend(w.windows(2).map(|p| p[1] - p[0]));
+                        } else {
+                            buffer.extend_from_slice(w);
+                        }
+                        reduce(agg.kind, &mut buffer)
+                    })
+                    .collect();
+            }
+            block.boolean = false;
+            Value_::Frame(frame)
+        }
+        Node::Binary { op, left, right } => {
+            let left = eval(left, grid, lookup_keys, scratch)?;
+            let right = eval(right, grid, lookup_keys, scratch)?;
+            let result = match (left, right) {
+                (Value_::Scalar(a), Value_::Scalar(b)) => Value_::Scalar(op.apply(a, b)),
+                (Value_::Frame(mut f), Value_::Scalar(b)) => {
+                    map_columns(&mut f.block, |a| op.apply(a, b));
+                    f.block.boolean = op.is_comparison();
+                    Value_::Frame(f)
+                }
+                (Value_::Scalar(a), Value_::Frame(mut f)) => {
+                    map_columns(&mut f.block, |b| op.apply(a, b));
+                    f.block.boolean = op.is_comparison();
+                    Value_::Frame(f)
+                }
+                (Value_::Frame(mut a), Value_::Frame(b)) => {
+                    if a.block.timestamps != b.block.timestamps
+                        || a.block.granularity != b.block.granularity
+                    {
+                        return Err(AggregatesError::Unaggregable {
+                            reason: format!(
+                                "Can't compute timeseries with different granularity {} <> {}",
+                                granularity_text(a.block.granularity),
+                                granularity_text(b.block.granularity)
+                            ),
+                            detail: lookup_keys(),
+                        });
+                    }
+                    let (na, nb) = (a.block.columns.len(), b.block.columns.len());
+                    if na != nb && na != 1 && nb != 1 {
+                        return Err(AggregatesError::Unaggregable {
+                            reason: format!(
+                                "operands could not be broadcast together ({na} and {nb} series)"
+                            ),
+                            detail: lookup_keys(),
+                        });
+                    }
+                    let n = na.max(nb);
+                    let columns = (0..n)
+                        .map(|i| {
+                            let x = &a.block.columns[if na == 1 { 0 } else { i }];
+                            let y = &b.block.columns[if nb == 1 { 0 } else { i }];
+                            Column {
+                                reference: x.reference,
+                                values: x
+                                    .values
+                                    .iter()
+                                    .zip(&y.values)
+                                    .map(|(&p, &q)| op.apply(p, q))
+                                    .collect(),
+                            }
+                        })
+                        .collect();
+                    a.block.columns = columns;
+                    a.block.boolean = op.is_comparison();
+                    a.aggregated = true;
+                    Value_::Frame(a)
+                }
+            };
+            result
+        }
+        Node::Clip { input, min, max } => {
+            let mut f = frame(eval(input, grid, lookup_keys, scratch)?)?;
+            let bound = |node: &Node| match node {
+                Node::Number(n) => Ok(*n),
+                _ => Err(AggregatesError::invalid("'clip' operation invalid")),
+            };
+            let (min, max) = (bound(min)?, bound(max)?);
+            map_columns(&mut f.block, |v| clip(v, Some(min), Some(max)));
+            f.block.boolean = false;
+            Value_::Frame(f)
+        }
+        Node::Unary { op, input } => {
+            let mut f = frame(eval(input, grid, lookup_keys, scratch)?)?;
+            map_columns(&mut f.block, |v| op.apply(v));
+            f.block.boolean = false;
+            Value_::Frame(f)
+        }
+        Node::RateOfChange(input) => {
+            let mut f = frame(eval(input, grid, lookup_keys, scratch)?)?;
+            rate_of_change(&mut f.block);
+            f.block.boolean = false;
+            Value_::Frame(f)
+        }
+    })
+}
+
+fn granularity_text(granularity: Granularity) -> String {
+    match granularity {
+        Granularity::Seconds(ns) => format!("{:?}", seconds(ns)),
+        Granularity::Calendar(grouping) => grouping.to_string(),
+    }
+}
+
+fn frame(value: Value_) -> Result<Frame, AggregatesError> {
+    match value {
+        Value_::Frame(frame) => Ok(frame),
+        Value_::Scalar(_) => Err(AggregatesError::invalid(
+            "Operations must be applied to timeseries",
+        )),
+    }
+}
+
+fn map_columns(block: &mut Block, f: impl Fn(f64) -> f64) {
+    for column in &mut block.columns {
+        for v in &mut column.values {
+            *v = f(*v);
+        }
+    }
+}
+
+/// Differences between consecutive rows; the first row goes.
+fn rate_of_change(block: &mut Block) {
+    if block.timestamps.is_empty() {
+        return;
+    }
+    block.timestamps.remove(0);
+    for column in &mut block.columns {
+        column.values = column.values.windows(2).map(|w| w[1] - w[0]).collect();
+    }
+}
+
+/// numpy's NaN-skipping reduction of `values` (reordered in place).
+pub(crate) fn reduce(kind: AggKind, values: &mut Vec<f64>) -> f64 {
+    values.retain(|v| !v.is_nan());
+    if values.is_empty() {
+        return if kind == AggKind::Count {
+            0.0
+        } else {
+            f64::NAN
+        };
+    }
+    let n = values.len() as f64;
+    let mean = || values.iter().sum::<f64>() / n;
+    match kind {
+        AggKind::Count => n,
+        AggKind::Sum => values.iter().sum(),
+        AggKind::Mean => mean(),
+        AggKind::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+        AggKind::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        AggKind::Var | AggKind::Std => {
+            let m = mean();
+            let var = values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n;
+            if kind == AggKind::Std {
+                var.sqrt()
+            } else {
+                var
+            }
+        }
+        AggKind::Median => percentile(values, 50.0),
+        AggKind::Percentile(q) => percentile(values, f64::from(q)),
+    }
+}
+
+/// numpy's linear-interpolation percentile.
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let rank = q / 100.0 * (values.len() - 1) as f64;
+    let low = rank.floor() as usize;
+    let high = rank.ceil() as usize;
+    values[low] + (values[high] - values[low]) * (rank - low as f64)
+}
+
+/// [`reduce`] for a whole row agg (rates are differences first).
+pub fn reduce_row(agg: RowAgg, values: &[f64]) -> f64 {
+    let mut buffer: Vec<f64> = if agg.rate {
+        values.windows(2).map(|w| w[1] - w[0]).collect()
+    } else {
+        values.to_vec()
+    };
+    reduce(agg.kind, &mut buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const S: i64 = 1_000_000_000;
+
+    fn options(fill: Fill) -> Options {
+        Options {
+            start: None,
+            stop: None,
+            fill,
+            needed_overlap: 100.0,
+        }
+    }
+
+    fn run(
+        ops: Value,
+        series: &[(&[i64], &[f64])],
+        fill: Fill,
+    ) -> Result<Evaluated, AggregatesError> {
+        let ops = Operations::from_json(&ops).unwrap();
+        let inputs: Vec<Input<'_>> = series
+            .iter()
+            .map(|(t, v)| Input {
+                timestamps: t,
+                values: v,
+            })
+            .collect();
+        evaluate(&ops, &[(S, inputs)], &options(fill), || json!([]))
+    }
+
+    #[test]
+    fn mean_across_metrics_with_dropna() {
+        let out = run(
+            json!([
+                "aggregate",
+                "mean",
+                ["metric", ["a", "mean"], ["b", "mean"]]
+            ]),
+            &[
+                (&[S, 2 * S, 3 * S], &[1.0, 2.0, 3.0]),
+                (&[2 * S, 3 * S], &[4.0, 5.0]),
+            ],
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert!(out.aggregated);
+        assert_eq!(out.blocks[0].timestamps, vec![S, 2 * S, 3 * S]);
+        assert_eq!(out.blocks[0].columns[0].values, vec![1.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn fill_value_and_ffill() {
+        let series: &[(&[i64], &[f64])] =
+            &[(&[S, 2 * S, 3 * S], &[1.0, 2.0, 3.0]), (&[2 * S], &[4.0])];
+        let ops = json!(["metric", ["a", "mean"], ["b", "mean"]]);
+        let out = run(ops.clone(), series, Fill::Value(0.0)).unwrap();
+        assert!(!out.aggregated);
+        assert_eq!(out.blocks[0].columns[1].values, vec![0.0, 4.0, 0.0]);
+        let out = run(ops.clone(), series, Fill::Ffill).unwrap();
+        assert!(out.blocks[0].columns[1].values[0].is_nan());
+        assert_eq!(out.blocks[0].columns[1].values[1..], [4.0, 4.0]);
+        let out = run(ops, series, Fill::FullBfill).unwrap();
+        assert_eq!(out.blocks[0].columns[1].values, vec![4.0, 4.0, 4.0]);
+    }
+
+    #[test]
+    fn overlap_is_checked_without_fill() {
+        let series: &[(&[i64], &[f64])] = &[(&[S, 2 * S], &[1.0, 2.0]), (&[3 * S], &[4.0])];
+        let err = run(
+            json!(["metric", ["a", "mean"], ["b", "mean"]]),
+            series,
+            Fill::None,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "No overlap");
+        let series: &[(&[i64], &[f64])] = &[
+            (&[S, 2 * S, 3 * S], &[1.0, 2.0, 3.0]),
+            (&[S, 3 * S], &[4.0, 5.0]),
+        ];
+        let err = run(
+            json!(["metric", ["a", "mean"], ["b", "mean"]]),
+            series,
+            Fill::None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Less than 100.000000% of datapoints overlap in this timespan (66.67%)"
+        );
+    }
+
+    #[test]
+    fn math_rolling_and_rate() {
+        let series: &[(&[i64], &[f64])] = &[
+            (&[S, 2 * S, 3 * S], &[1.0, 4.0, 9.0]),
+            (&[S, 2 * S, 3 * S], &[1.0, 1.0, 1.0]),
+        ];
+        let out = run(
+            json!(["-", ["metric", "a", "mean"], ["metric", "b", "mean"]]),
+            series,
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert!(out.aggregated);
+        assert_eq!(out.blocks[0].columns[0].values, vec![0.0, 3.0, 8.0]);
+        let out = run(
+            json!("(rolling sum 2 (metric a mean))"),
+            series,
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert_eq!(out.blocks[0].timestamps, vec![2 * S, 3 * S]);
+        assert_eq!(out.blocks[0].columns[0].values, vec![5.0, 13.0]);
+        let out = run(
+            json!("(rateofchange (metric a mean))"),
+            series,
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert_eq!(out.blocks[0].columns[0].values, vec![3.0, 5.0]);
+        let out = run(
+            json!("(aggregate rate:mean (metric (a mean) (b mean)))"),
+            series,
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert_eq!(out.blocks[0].columns[0].values, vec![1.5, 2.5]);
+        let out = run(json!("(clip_min (metric a mean) 5)"), series, Fill::Dropna).unwrap();
+        assert_eq!(out.blocks[0].columns[0].values, vec![5.0, 5.0, 9.0]);
+        let out = run(json!("(> (metric a mean) 3)"), series, Fill::Dropna).unwrap();
+        assert!(out.blocks[0].boolean);
+        assert_eq!(out.blocks[0].columns[0].values, vec![0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn granularity_planning() {
+        let a = [60 * S, S];
+        let b = [5 * S];
+        let refs = [
+            RefGranularities {
+                name: "a",
+                aggregation: "mean",
+                granularities: &a,
+            },
+            RefGranularities {
+                name: "b",
+                aggregation: "mean",
+                granularities: &a,
+            },
+        ];
+        assert_eq!(plan_granularities(&refs, None).unwrap(), vec![60 * S, S]);
+        let mixed = [
+            RefGranularities {
+                name: "a",
+                aggregation: "mean",
+                granularities: &a,
+            },
+            RefGranularities {
+                name: "b",
+                aggregation: "mean",
+                granularities: &b,
+            },
+        ];
+        assert_eq!(
+            plan_granularities(&mixed, None).unwrap_err().to_string(),
+            "No granularity match"
+        );
+        let err = plan_granularities(&refs[..1], Some(123 * S)).unwrap_err();
+        match err {
+            AggregatesError::Unaggregable { detail, .. } => {
+                assert_eq!(detail, json!([["a", "mean", 123.0]]))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn percentiles_match_numpy() {
+        assert_eq!(reduce(AggKind::Median, &mut vec![3.0, 1.0, 2.0, 4.0]), 2.5);
+        assert_eq!(
+            reduce(AggKind::Percentile(90), &mut vec![1.0, 2.0, 3.0, 4.0, 5.0]),
+            4.6
+        );
+        assert_eq!(reduce(AggKind::Count, &mut vec![f64::NAN, 1.0]), 1.0);
+    }
+}

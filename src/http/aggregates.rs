@@ -1,0 +1,1310 @@
+//! Dynamic aggregates: `POST /v1/aggregates` (operations over metric ids, or
+//! over the metrics of the resources a search selects, optionally grouped),
+//! and the deprecated `/v1/aggregation/metric` and
+//! `/v1/aggregation/resource/{type}/metric/{name}` that Aodh still calls.
+//!
+//! The domain work is in [`crate::aggregates`]; this module resolves the
+//! references, reads the series and writes the answer straight into the body
+//! (measures carry bare `NaN` tokens, which serde_json cannot write).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use carbonara::aggregated::AggregatedSeries;
+use carbonara::aggregation::Method;
+use carbonara::calendar::CalendarGrouping;
+use carbonara::timespan::parse_timespan;
+use futures::future::try_join_all;
+use indexer::{IndexerError, Resource, SearchOptions};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::extract::{is_json, Authenticated};
+use super::json::{to_vec, write_python_float};
+use super::measures::lookup_error;
+use super::metric::{metric_json, metric_target, MetricView};
+use super::query::QueryParams;
+use super::resource::{combine, policy_filter, request_filter, resource_json, search_error};
+use super::ApiError;
+use crate::aggregates::evaluate::{
+    evaluate, plan_granularities, Block, Evaluated, Fill, Granularity, Input, Options,
+    RefGranularities,
+};
+use crate::aggregates::parse::{Node, Operations, RowAgg, Sampling};
+use crate::aggregates::AggregatesError;
+use crate::app::AppState;
+use crate::metric_cache::{CachedMetric, LookupError};
+use crate::time::{now, parse_timestamp, write_iso8601, RawTimestamp};
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/aggregates", post(aggregates))
+        .route(
+            "/v1/aggregation/metric",
+            post(deprecated_metric_post).get(deprecated_metric_get),
+        )
+        .route(
+            "/v1/aggregation/resource/{type}/metric/{name}",
+            post(deprecated_resource).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1/aggregation/resource/{type}/metric",
+            axum::routing::any(method_not_allowed),
+        )
+}
+
+/// The Gnocchi answer for a domain failure.
+fn domain_error(error: AggregatesError) -> ApiError {
+    match error {
+        AggregatesError::InvalidInput(message) => ApiError::bad_request(json!({
+            "cause": "Invalid input",
+            "reason": format!("{message} for dictionary value @ data['operations']"),
+            "detail": ["operations"],
+        })),
+        AggregatesError::ParseString(detail) => ApiError::bad_request(json!({
+            "cause": "Invalid operations",
+            "reason": "Fail to parse the operations string",
+            "detail": detail,
+        })),
+        AggregatesError::UnknownMetrics(ids) => ApiError::not_found(json!({
+            "cause": "Unknown metrics",
+            "reason": "Provided metrics don't exists",
+            "detail": ids,
+        })),
+        AggregatesError::UnknownAggregation(pairs) => ApiError::not_found(json!({
+            "cause": "Metrics with unknown aggregation",
+            "reason": "Provided aggregation doesn't exist",
+            "detail": pairs.into_iter().map(|(m, a)| json!([m, a])).collect::<Vec<_>>(),
+        })),
+        AggregatesError::Unaggregable { reason, detail } => ApiError::bad_request(json!({
+            "cause": "Metrics cannot be aggregated",
+            "reason": reason,
+            "detail": detail,
+        })),
+    }
+}
+
+fn argument_error(reason: &str, detail: &str) -> ApiError {
+    ApiError::bad_request(json!({
+        "cause": "Argument value error",
+        "reason": reason,
+        "detail": detail,
+    }))
+}
+
+fn invalid_input(reason: String, detail: Value) -> ApiError {
+    ApiError::bad_request(json!({"cause": "Invalid input", "reason": reason, "detail": detail}))
+}
+
+/// The query parameters common to every aggregation endpoint.
+#[derive(Debug, Clone)]
+struct Params {
+    start: Option<i64>,
+    stop: Option<i64>,
+    granularity: Option<i64>,
+    needed_overlap: Option<f64>,
+    fill: Option<Fill>,
+    details: bool,
+    refresh: bool,
+}
+
+impl Params {
+    fn parse(query: &QueryParams) -> Result<Params, ApiError> {
+        let time = |name: &str| {
+            query
+                .get(name)
+                .map(|text| {
+                    parse_timestamp(RawTimestamp::Text(text), now())
+                        .map_err(|_| argument_error("Must be a datetime or a timestamp", name))
+                })
+                .transpose()
+        };
+        let start = time("start")?;
+        let stop = time("stop")?;
+        let needed_overlap = query
+            .get("needed_overlap")
+            .map(|text| {
+                text.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| !v.is_nan())
+                    .ok_or_else(|| argument_error("Must be a number", "needed_overlap"))
+            })
+            .transpose()?;
+        let granularity = query
+            .get("granularity")
+            .map(|text| {
+                parse_timespan(text)
+                    .map_err(|_| argument_error("Unable to parse timespan", "granularity"))
+            })
+            .transpose()?;
+        let fill = query
+            .get("fill")
+            .map(|text| {
+                Fill::parse(text).ok_or_else(|| {
+                    argument_error(
+                        "Must be a float, 'dropna', 'null', 'ffill', 'bfill', 'full_ffill' or 'full_bfill'",
+                        "fill",
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(Params {
+            start,
+            stop,
+            granularity,
+            needed_overlap,
+            fill,
+            details: query.flag("details")?,
+            refresh: query.flag("refresh")?,
+        })
+    }
+
+    /// The evaluation options; `dropna` is the default fill of
+    /// `/v1/aggregates` when neither `fill` nor `needed_overlap` is given.
+    fn options(&self, default_dropna: bool) -> Options {
+        let fill = match self.fill {
+            Some(fill) => fill,
+            None if default_dropna && self.needed_overlap.is_none() => Fill::Dropna,
+            None => Fill::None,
+        };
+        Options {
+            start: self.start,
+            stop: self.stop,
+            fill,
+            needed_overlap: self.needed_overlap.unwrap_or(100.0),
+        }
+    }
+}
+
+/// One resolved reference: the metric, the method, and where its measures go
+/// in the answer.
+#[derive(Debug, Clone)]
+struct Resolved {
+    entry: Arc<CachedMetric>,
+    method: Method,
+    /// `[metric id, aggregation]` or `[resource id, metric name, aggregation]`.
+    path: Vec<String>,
+    /// The revision's time range when searching with history: its measures
+    /// only count while the revision was current.
+    range: Option<(Option<i64>, Option<i64>)>,
+}
+
+impl Resolved {
+    /// The reference as errors name it.
+    fn lookup_key(&self) -> Value {
+        if self.path.len() == 3 {
+            json!([format!("{}/{}", self.path[0], self.path[1]), self.path[2]])
+        } else {
+            json!([self.path[0], self.path[1]])
+        }
+    }
+}
+
+fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("Unable to decode body: {err}")))
+}
+
+async fn aggregates(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(raw.as_deref());
+    let params = Params::parse(&query)?;
+    let body = json_body(&headers, &body)?;
+    let Value::Object(fields) = &body else {
+        return Err(invalid_input(
+            "expected a dictionary".to_owned(),
+            Value::Array(Vec::new()),
+        ));
+    };
+    let Some(operations) = fields.get("operations") else {
+        return Err(invalid_input(
+            "required key not provided @ data['operations']".to_owned(),
+            json!(["operations"]),
+        ));
+    };
+    let ops = Operations::from_json(operations).map_err(domain_error)?;
+    let options = params.options(true);
+    if fields.contains_key("search") || fields.contains_key("resource_type") {
+        return search_aggregates(&state, &caller, &query, &params, options, fields, ops).await;
+    }
+    let resolved = resolve_ids(&state, &caller, &ops).await?;
+    let evaluated = compute(&state, &resolved, &ops, &params, options).await?;
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    if params.details {
+        out.extend_from_slice(b"\"references\": ");
+        write_references(&mut out, &resolved)?;
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(b"\"measures\": ");
+    write_measures(&mut out, &evaluated, &resolved, options.fill);
+    out.push(b'}');
+    Ok(json_response(out))
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Loads the metrics that `ops` names by id and checks them.
+async fn resolve_ids(
+    state: &AppState,
+    caller: &Authenticated,
+    ops: &Operations,
+) -> Result<Vec<Resolved>, ApiError> {
+    let mut found: Vec<Option<Arc<CachedMetric>>> = Vec::with_capacity(ops.refs.len());
+    let mut missing: Vec<String> = Vec::new();
+    for reference in &ops.refs {
+        let entry = match Uuid::parse_str(&reference.metric) {
+            Ok(id) => match state.metrics.by_id(id).await {
+                Ok(entry) => Some(entry),
+                Err(LookupError::Indexer(IndexerError::NoSuchMetric(_))) => None,
+                Err(other) => return Err(lookup_error(other)),
+            },
+            Err(_) => None,
+        };
+        if entry.is_none() && !missing.contains(&reference.metric) {
+            missing.push(reference.metric.clone());
+        }
+        found.push(entry);
+    }
+    if !missing.is_empty() {
+        return Err(domain_error(AggregatesError::UnknownMetrics(missing)));
+    }
+    let mut resolved = Vec::with_capacity(found.len());
+    let mut unknown = Vec::new();
+    for (reference, entry) in ops.refs.iter().zip(found) {
+        let Some(entry) = entry else { continue };
+        caller.enforce(state, "get metric", &metric_target(&entry.metric))?;
+        match reference.aggregation.parse::<Method>() {
+            Ok(method) if entry.policy.aggregation_methods().contains(&method) => {
+                resolved.push(Resolved {
+                    path: vec![entry.metric.id.to_string(), reference.aggregation.clone()],
+                    entry,
+                    method,
+                    range: None,
+                });
+            }
+            _ => unknown.push((reference.metric.clone(), reference.aggregation.clone())),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(domain_error(AggregatesError::UnknownAggregation(unknown)));
+    }
+    Ok(resolved)
+}
+
+/// Refreshes, plans, reads and evaluates.
+async fn compute(
+    state: &AppState,
+    resolved: &[Resolved],
+    ops: &Operations,
+    params: &Params,
+    options: Options,
+) -> Result<Evaluated, ApiError> {
+    if params.refresh {
+        let mut done: Vec<u32> = Vec::new();
+        for r in resolved {
+            let seq = r.entry.metric.compact_id;
+            if !done.contains(&seq) {
+                done.push(seq);
+                state
+                    .metricd
+                    .process_metric(seq)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+        }
+    }
+    let granularities: Vec<Vec<i64>> = resolved
+        .iter()
+        .map(|r| {
+            r.entry
+                .policy
+                .definition()
+                .iter()
+                .map(|d| d.granularity())
+                .collect()
+        })
+        .collect();
+    let names: Vec<(String, &str)> = resolved
+        .iter()
+        .map(|r| {
+            let name = if r.path.len() == 3 {
+                format!("{}/{}", r.path[0], r.path[1])
+            } else {
+                r.path[0].clone()
+            };
+            (name, r.path[r.path.len() - 1].as_str())
+        })
+        .collect();
+    let plan_refs: Vec<RefGranularities<'_>> = names
+        .iter()
+        .zip(&granularities)
+        .map(|((name, aggregation), granularities)| RefGranularities {
+            name,
+            aggregation,
+            granularities,
+        })
+        .collect();
+    let plan = plan_granularities(&plan_refs, params.granularity).map_err(domain_error)?;
+    let reads = plan.iter().flat_map(|&g| {
+        resolved.iter().map(move |r| async move {
+            let (start, stop) = match r.range {
+                None => (params.start, params.stop),
+                Some((from, to)) => (max_opt(params.start, from), min_opt(params.stop, to)),
+            };
+            if let (Some(start), Some(stop)) = (start, stop) {
+                if start >= stop {
+                    return AggregatedSeries::new(g, r.method).map_err(ApiError::internal);
+                }
+            }
+            let mut series = state
+                .storage
+                .read_aggregates(
+                    r.entry.metric.id,
+                    &r.entry.policy,
+                    r.method,
+                    Some(g),
+                    start,
+                    stop,
+                )
+                .await
+                .map_err(ApiError::internal)?;
+            Ok::<_, ApiError>(match series.pop() {
+                Some(series) => series,
+                None => AggregatedSeries::new(g, r.method).map_err(ApiError::internal)?,
+            })
+        })
+    });
+    let series = try_join_all(reads).await?;
+    let inputs: Vec<(i64, Vec<Input<'_>>)> = plan
+        .iter()
+        .zip(series.chunks(resolved.len().max(1)))
+        .map(|(&g, chunk)| (g, chunk.iter().map(Input::from).collect()))
+        .collect();
+    evaluate(ops, &inputs, &options, || {
+        resolved.iter().map(Resolved::lookup_key).collect()
+    })
+    .map_err(domain_error)
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn write_references(out: &mut Vec<u8>, resolved: &[Resolved]) -> Result<(), ApiError> {
+    let mut seen: Vec<Uuid> = Vec::new();
+    let mut references = Vec::new();
+    for r in resolved {
+        if !seen.contains(&r.entry.metric.id) {
+            seen.push(r.entry.metric.id);
+            references.push(metric_json(&r.entry.metric, MetricView::Detailed)?);
+        }
+    }
+    out.extend(to_vec(&references).map_err(ApiError::internal)?);
+    Ok(())
+}
+
+/// The `"measures"` object: `{"aggregated": rows}` or rows nested by path.
+fn write_measures(out: &mut Vec<u8>, evaluated: &Evaluated, resolved: &[Resolved], fill: Fill) {
+    let drop_nan = fill.drops_nan();
+    if evaluated.aggregated {
+        out.extend_from_slice(b"{\"aggregated\": ");
+        write_aggregated_rows(out, evaluated, drop_nan);
+        out.push(b'}');
+        return;
+    }
+    let mut tree = Tree::default();
+    for block in &evaluated.blocks {
+        let mut seen = vec![false; resolved.len()];
+        for column in &block.columns {
+            let Some(i) = column.reference else { continue };
+            if seen[i] {
+                continue;
+            }
+            seen[i] = true;
+            let leaf = tree.leaf(&resolved[i].path);
+            write_rows(
+                &mut leaf.rows,
+                &mut leaf.has_rows,
+                block,
+                &column.values,
+                drop_nan,
+            );
+        }
+    }
+    tree.write(out);
+}
+
+/// The rows of the single aggregated column of every block, as one list.
+fn write_aggregated_rows(out: &mut Vec<u8>, evaluated: &Evaluated, drop_nan: bool) {
+    out.push(b'[');
+    let mut any = false;
+    for block in &evaluated.blocks {
+        if let Some(column) = block.columns.first() {
+            write_rows(out, &mut any, block, &column.values, drop_nan);
+        }
+    }
+    out.push(b']');
+}
+
+/// Appends `["<iso>", <granularity>, <value>]` rows.
+fn write_rows(out: &mut Vec<u8>, any: &mut bool, block: &Block, values: &[f64], drop_nan: bool) {
+    let mut label = Vec::with_capacity(24);
+    match block.granularity {
+        Granularity::Seconds(ns) => {
+            let _ = write_python_float(&mut label, ns as f64 / 1e9);
+        }
+        Granularity::Calendar(grouping) => {
+            label.extend_from_slice(format!("\"{grouping}\"").as_bytes());
+        }
+    }
+    for (&timestamp, &value) in block.timestamps.iter().zip(values) {
+        if drop_nan && !value.is_finite() {
+            continue;
+        }
+        if *any {
+            out.extend_from_slice(b", ");
+        }
+        *any = true;
+        out.extend_from_slice(b"[\"");
+        write_iso8601(out, timestamp);
+        out.extend_from_slice(b"\", ");
+        out.extend_from_slice(&label);
+        out.extend_from_slice(b", ");
+        if block.boolean && !value.is_nan() {
+            out.extend_from_slice(if value != 0.0 { b"true" } else { b"false" });
+        } else {
+            let _ = write_python_float(out, value);
+        }
+        out.push(b']');
+    }
+}
+
+/// An insertion-ordered nest of objects whose leaves are row lists.
+#[derive(Debug, Default)]
+struct Tree {
+    children: Vec<(String, Tree)>,
+    rows: Vec<u8>,
+    has_rows: bool,
+}
+
+impl Tree {
+    fn leaf(&mut self, path: &[String]) -> &mut Tree {
+        let mut node = self;
+        for key in path {
+            let at = match node.children.iter().position(|(k, _)| k == key) {
+                Some(at) => at,
+                None => {
+                    node.children.push((key.clone(), Tree::default()));
+                    node.children.len() - 1
+                }
+            };
+            node = &mut node.children[at].1;
+        }
+        node
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        if self.children.is_empty() {
+            out.push(b'[');
+            out.extend_from_slice(&self.rows);
+            out.push(b']');
+            return;
+        }
+        out.push(b'{');
+        for (i, (key, child)) in self.children.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            out.extend(serde_json::to_vec(key).unwrap_or_default());
+            out.extend_from_slice(b": ");
+            child.write(out);
+        }
+        out.push(b'}');
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Search mode: the metrics of the resources a search selects.
+
+/// Whether a metric name matches a pattern with `*` wildcards.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == name;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(tail) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = tail;
+        } else if i == parts.len() - 1 {
+            return rest.len() >= part.len() && rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    rest.is_empty()
+}
+
+/// The filter of a search given as JSON or as a string.
+fn search_filter(search: &Value) -> Result<Option<indexer::Filter>, ApiError> {
+    match search {
+        Value::String(text) if text.trim().is_empty() => Ok(None),
+        Value::String(text) if text.trim_start().starts_with('{') => {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|err| ApiError::bad_request(format!("Invalid filter: {err}")))?;
+            indexer::search::parse_json(&value).map_err(search_error)
+        }
+        Value::String(text) => indexer::search::parse_string(text)
+            .map(Some)
+            .map_err(|err| ApiError::bad_request(format!("Invalid filter: {err}"))),
+        Value::Null => Ok(None),
+        other => indexer::search::parse_json(other).map_err(search_error),
+    }
+}
+
+async fn search_resources(
+    state: &AppState,
+    caller: &Authenticated,
+    type_name: &str,
+    asked: Option<indexer::Filter>,
+    history: bool,
+) -> Result<Vec<Resource>, ApiError> {
+    let policy = policy_filter(state, caller, "search resource", type_name)?;
+    let filter = combine(policy, asked);
+    let options = SearchOptions {
+        history,
+        details: false,
+        pagination: Default::default(),
+        creator: caller.0.creator(),
+    };
+    state
+        .indexer
+        .search_resources(type_name, filter.as_ref(), &options)
+        .await
+        .map_err(search_error)
+}
+
+/// Rewrites `ops` so that each name reference becomes the matching metrics of
+/// `resources`, and resolves them.
+async fn expand(
+    state: &AppState,
+    ops: &Operations,
+    resources: &[&Resource],
+    history: bool,
+) -> Result<(Operations, Vec<Resolved>), ApiError> {
+    let mut resolved: Vec<Resolved> = Vec::new();
+    // For each original reference, the indices of its expansion.
+    let mut expansion: Vec<Vec<usize>> = Vec::with_capacity(ops.refs.len());
+    let mut unknown = Vec::new();
+    for reference in &ops.refs {
+        let mut indices = Vec::new();
+        for resource in resources {
+            for (name, id) in &resource.metrics {
+                if !wildcard_match(&reference.metric, name) {
+                    continue;
+                }
+                let entry = match state.metrics.by_id(*id).await {
+                    Ok(entry) => entry,
+                    Err(LookupError::Indexer(IndexerError::NoSuchMetric(_))) => continue,
+                    Err(other) => return Err(lookup_error(other)),
+                };
+                let method = match reference.aggregation.parse::<Method>() {
+                    Ok(m) if entry.policy.aggregation_methods().contains(&m) => m,
+                    _ => {
+                        unknown.push((id.to_string(), reference.aggregation.clone()));
+                        continue;
+                    }
+                };
+                let path = vec![
+                    resource.id.to_string(),
+                    name.clone(),
+                    reference.aggregation.clone(),
+                ];
+                let range = history.then(|| {
+                    (
+                        resource.revision_start.timestamp_nanos_opt(),
+                        resource.revision_end.and_then(|t| t.timestamp_nanos_opt()),
+                    )
+                });
+                let at = match resolved
+                    .iter()
+                    .position(|r| r.path == path && r.range == range)
+                {
+                    Some(at) => at,
+                    None => {
+                        resolved.push(Resolved {
+                            entry,
+                            method,
+                            path,
+                            range,
+                        });
+                        resolved.len() - 1
+                    }
+                };
+                indices.push(at);
+            }
+        }
+        expansion.push(indices);
+    }
+    if !unknown.is_empty() {
+        return Err(domain_error(AggregatesError::UnknownAggregation(unknown)));
+    }
+    let root = rewrite(&ops.root, &expansion);
+    Ok((
+        Operations {
+            root,
+            refs: ops.refs.clone(),
+        },
+        resolved,
+    ))
+}
+
+fn rewrite(node: &Node, expansion: &[Vec<usize>]) -> Node {
+    let boxed = |n: &Node| Box::new(rewrite(n, expansion));
+    match node {
+        Node::Number(n) => Node::Number(*n),
+        Node::Metric(columns) => Node::Metric(
+            columns
+                .iter()
+                .flat_map(|&c| expansion[c].iter().copied())
+                .collect(),
+        ),
+        Node::Aggregate { agg, input } => Node::Aggregate {
+            agg: *agg,
+            input: boxed(input),
+        },
+        Node::Resample {
+            method,
+            sampling,
+            input,
+        } => Node::Resample {
+            method: *method,
+            sampling: *sampling,
+            input: boxed(input),
+        },
+        Node::Rolling { agg, window, input } => Node::Rolling {
+            agg: *agg,
+            window: *window,
+            input: boxed(input),
+        },
+        Node::Binary { op, left, right } => Node::Binary {
+            op: *op,
+            left: boxed(left),
+            right: boxed(right),
+        },
+        Node::Clip { input, min, max } => Node::Clip {
+            input: boxed(input),
+            min: boxed(min),
+            max: boxed(max),
+        },
+        Node::Unary { op, input } => Node::Unary {
+            op: *op,
+            input: boxed(input),
+        },
+        Node::RateOfChange(input) => Node::RateOfChange(boxed(input)),
+    }
+}
+
+/// The value of a groupby attribute of a resource.
+fn attribute(resource: &Resource, name: &str) -> Value {
+    match name {
+        "id" => json!(resource.id.to_string()),
+        "original_resource_id" => json!(resource.original_resource_id),
+        "type" => json!(resource.resource_type),
+        "creator" => json!(resource.creator),
+        "created_by_user_id" => json!(resource.created_by_user_id),
+        "created_by_project_id" => json!(resource.created_by_project_id),
+        "user_id" => json!(resource.user_id),
+        "project_id" => json!(resource.project_id),
+        "started_at" => json!(resource.started_at.to_rfc3339()),
+        "ended_at" => json!(resource.ended_at.map(|t| t.to_rfc3339())),
+        "revision_start" => json!(resource.revision_start.to_rfc3339()),
+        "revision_end" => json!(resource.revision_end.map(|t| t.to_rfc3339())),
+        other => resource
+            .attributes
+            .get(other)
+            .cloned()
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// The `groupby` attributes, checked against the resource type.
+async fn groupby_params(
+    state: &AppState,
+    query: &QueryParams,
+    type_name: &str,
+) -> Result<Vec<String>, ApiError> {
+    const GENERIC: &[&str] = &[
+        "id",
+        "type",
+        "creator",
+        "created_by_user_id",
+        "created_by_project_id",
+        "user_id",
+        "project_id",
+        "original_resource_id",
+        "started_at",
+        "ended_at",
+        "revision_start",
+        "revision_end",
+    ];
+    let mut groupby: Vec<String> = query
+        .all("groupby")
+        .flat_map(|g| g.split(','))
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty())
+        .collect();
+    groupby.sort();
+    groupby.dedup();
+    if groupby.is_empty() {
+        return Ok(groupby);
+    }
+    let resource_type = state.indexer.get_resource_type(type_name).await?;
+    if let Some(bad) = groupby
+        .iter()
+        .find(|g| !GENERIC.contains(&g.as_str()) && !resource_type.attributes.contains_key(*g))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid groupby attribute: {bad}"
+        )));
+    }
+    Ok(groupby)
+}
+
+/// Groups resources by the values of `groupby`, in sorted group order.
+fn group_resources<'a>(
+    resources: &'a [Resource],
+    groupby: &[String],
+) -> Vec<(Value, Vec<&'a Resource>)> {
+    let mut groups: Vec<(Vec<Value>, Vec<&Resource>)> = Vec::new();
+    for resource in resources {
+        let key: Vec<Value> = groupby.iter().map(|g| attribute(resource, g)).collect();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(resource),
+            None => groups.push((key, vec![resource])),
+        }
+    }
+    groups.sort_by(|a, b| {
+        let a = serde_json::to_string(&a.0).unwrap_or_default();
+        let b = serde_json::to_string(&b.0).unwrap_or_default();
+        a.cmp(&b)
+    });
+    groups
+        .into_iter()
+        .map(|(key, members)| {
+            let group: serde_json::Map<String, Value> = groupby.iter().cloned().zip(key).collect();
+            (Value::Object(group), members)
+        })
+        .collect()
+}
+
+async fn search_aggregates(
+    state: &AppState,
+    caller: &Authenticated,
+    query: &QueryParams,
+    params: &Params,
+    options: Options,
+    fields: &serde_json::Map<String, Value>,
+    ops: Operations,
+) -> Result<Response, ApiError> {
+    let type_name = match fields.get("resource_type") {
+        Some(Value::String(name)) => name.clone(),
+        None => "generic".to_owned(),
+        Some(_) => {
+            return Err(invalid_input(
+                "expected str for dictionary value @ data['resource_type']".to_owned(),
+                json!(["resource_type"]),
+            ))
+        }
+    };
+    state.indexer.get_resource_type(&type_name).await?;
+    let asked = match fields.get("search") {
+        Some(search) => search_filter(search)?,
+        None => None,
+    };
+    let history = query.flag("use_history")?;
+    let groupby = groupby_params(state, query, &type_name).await?;
+    let mut resources = search_resources(state, caller, &type_name, asked, history).await?;
+    if history {
+        share_metrics(&mut resources);
+    }
+    if groupby.is_empty() {
+        let all: Vec<&Resource> = resources.iter().collect();
+        let Some(out) = search_group(state, &ops, &all, params, options, history).await? else {
+            let names: Vec<&str> = ops.refs.iter().map(|r| r.metric.as_str()).collect();
+            return Err(ApiError::not_found(format!(
+                "Metric {} does not exist",
+                names.join(", ")
+            )));
+        };
+        let mut body = Vec::with_capacity(256);
+        write_search_result(&mut body, &out, params.details, options.fill)?;
+        return Ok(json_response(body));
+    }
+    let mut body = Vec::with_capacity(256);
+    body.push(b'[');
+    let mut first = true;
+    for (group, members) in group_resources(&resources, &groupby) {
+        let Some(out) = search_group(state, &ops, &members, params, options, history).await? else {
+            continue;
+        };
+        if !first {
+            body.extend_from_slice(b", ");
+        }
+        first = false;
+        body.extend_from_slice(b"{\"group\": ");
+        body.extend(to_vec(&group).map_err(ApiError::internal)?);
+        body.extend_from_slice(b", \"measures\": ");
+        write_search_result(&mut body, &out, params.details, options.fill)?;
+        body.push(b'}');
+    }
+    body.push(b']');
+    Ok(json_response(body))
+}
+
+/// Past revisions come without their metrics: they have the current
+/// revision's (metrics belong to the resource, not to a revision).
+fn share_metrics(revisions: &mut [Resource]) {
+    let current: Vec<(Uuid, std::collections::BTreeMap<String, Uuid>)> = revisions
+        .iter()
+        .filter(|r| !r.metrics.is_empty())
+        .map(|r| (r.id, r.metrics.clone()))
+        .collect();
+    for revision in revisions.iter_mut().filter(|r| r.metrics.is_empty()) {
+        if let Some((_, metrics)) = current.iter().find(|(id, _)| *id == revision.id) {
+            revision.metrics = metrics.clone();
+        }
+    }
+}
+
+/// The evaluated result of one group of resources.
+#[derive(Debug)]
+struct GroupResult {
+    resolved: Vec<Resolved>,
+    evaluated: Evaluated,
+    /// The resources the references came from (`details=true`).
+    resources: Vec<Value>,
+}
+
+/// Evaluates `ops` over the metrics of `resources`; `None` when no metric
+/// matches.
+async fn search_group(
+    state: &AppState,
+    ops: &Operations,
+    resources: &[&Resource],
+    params: &Params,
+    options: Options,
+    history: bool,
+) -> Result<Option<GroupResult>, ApiError> {
+    let (expanded, resolved) = expand(state, ops, resources, history).await?;
+    if resolved.is_empty() {
+        return Ok(None);
+    }
+    let evaluated = compute(state, &resolved, &expanded, params, options).await?;
+    let mut seen: Vec<&str> = Vec::new();
+    let mut references = Vec::new();
+    if params.details {
+        for r in &resolved {
+            let id = r.path[0].as_str();
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            if let Some(resource) = resources.iter().find(|res| res.id.to_string() == id) {
+                references.push(resource_json(resource));
+            }
+        }
+    }
+    Ok(Some(GroupResult {
+        evaluated,
+        resources: references,
+        resolved,
+    }))
+}
+
+/// `{"references": […], "measures": {…}}`, references when `details`.
+fn write_search_result(
+    out: &mut Vec<u8>,
+    result: &GroupResult,
+    details: bool,
+    fill: Fill,
+) -> Result<(), ApiError> {
+    out.push(b'{');
+    if details {
+        out.extend_from_slice(b"\"references\": ");
+        out.extend(to_vec(&result.resources).map_err(ApiError::internal)?);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(b"\"measures\": ");
+    write_measures(out, &result.evaluated, &result.resolved, fill);
+    out.push(b'}');
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Deprecated `/v1/aggregation/…`.
+
+async fn deprecated_metric_get(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(raw.as_deref());
+    let ids: Vec<String> = query.all("metric").map(str::to_owned).collect();
+    deprecated_metrics(&state, &caller, &query, ids).await
+}
+
+async fn deprecated_metric_post(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(raw.as_deref());
+    let mut ids: Vec<String> = query.all("metric").map(str::to_owned).collect();
+    if !body.is_empty() {
+        match json_body(&headers, &body)? {
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::String(id) => ids.push(id),
+                        other => ids.push(other.to_string()),
+                    }
+                }
+            }
+            Value::String(id) => ids.push(id),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Invalid input: expected a list of metric ids",
+                ))
+            }
+        }
+    }
+    deprecated_metrics(&state, &caller, &query, ids).await
+}
+
+/// The deprecated parameters beyond [`Params`].
+#[derive(Debug, Clone)]
+struct Deprecated {
+    aggregation: String,
+    /// `None` when the name is no method at all (a 404 once a metric is known).
+    method: Option<Method>,
+    /// `None` when the name is not one `aggregate` knows (fine for one metric).
+    reaggregation: Option<RowAgg>,
+    resample: Option<Sampling>,
+}
+
+fn deprecated_params(query: &QueryParams, params: &Params) -> Result<Deprecated, ApiError> {
+    let aggregation = query.get("aggregation").unwrap_or("mean").to_owned();
+    let method: Option<Method> = aggregation.parse().ok();
+    let reaggregation = RowAgg::parse(query.get("reaggregation").unwrap_or(&aggregation));
+    let resample = match query.get("resample") {
+        None => None,
+        Some(text) => {
+            let sampling = match text.parse::<CalendarGrouping>() {
+                Ok(grouping) => Sampling::Calendar(grouping),
+                Err(_) => Sampling::Every(
+                    parse_timespan(text)
+                        .map_err(|_| argument_error("Unable to parse timespan", "resample"))?,
+                ),
+            };
+            if params.granularity.is_none() {
+                return Err(ApiError::bad_request(
+                    "A granularity must be specified to resample",
+                ));
+            }
+            Some(sampling)
+        }
+    };
+    Ok(Deprecated {
+        aggregation,
+        method,
+        reaggregation,
+        resample,
+    })
+}
+
+fn aggregation_missing(method: &str, granularity: Option<i64>, metric: Option<Uuid>) -> ApiError {
+    let mut text = Vec::new();
+    let _ = write_python_float(&mut text, granularity.unwrap_or(0) as f64 / 1e9);
+    ApiError::not_found(format!(
+        "Aggregation method '{method}' at granularity '{}' for metric {} does not exist",
+        String::from_utf8_lossy(&text),
+        metric.map(|m| m.to_string()).unwrap_or_default()
+    ))
+}
+
+/// The deprecated operations: `(aggregate reagg ([resample agg s] (metric …)))`.
+/// One metric is read as it is, without reaggregation.
+fn deprecated_operations(
+    deprecated: &Deprecated,
+    method: Method,
+    count: usize,
+) -> Result<Node, ApiError> {
+    let mut node = Node::Metric((0..count).collect());
+    if let Some(sampling) = deprecated.resample {
+        node = Node::Resample {
+            method,
+            sampling,
+            input: Box::new(node),
+        };
+    }
+    if count == 1 {
+        return Ok(node);
+    }
+    let agg = deprecated
+        .reaggregation
+        .ok_or_else(|| argument_error("Invalid reaggregation method", "reaggregation"))?;
+    Ok(Node::Aggregate {
+        agg,
+        input: Box::new(node),
+    })
+}
+
+/// Checks each metric has the aggregation (and granularity), as Gnocchi's
+/// deprecated endpoint does before aggregating.
+fn check_deprecated(
+    entries: &[Arc<CachedMetric>],
+    deprecated: &Deprecated,
+    params: &Params,
+) -> Result<Method, ApiError> {
+    for entry in entries {
+        let first = entry.policy.definition().first().map(|d| d.granularity());
+        let known = deprecated
+            .method
+            .is_some_and(|m| entry.policy.aggregation_methods().contains(&m));
+        if !known && entries.len() == 1 {
+            return Err(ApiError::not_found(json!({
+                "cause": "Aggregation method does not exist for this metric",
+                "detail": {
+                    "metric": entry.metric.id.to_string(),
+                    "aggregation_method": deprecated.aggregation,
+                },
+            })));
+        }
+        if !known {
+            return Err(aggregation_missing(
+                &deprecated.aggregation,
+                params.granularity.or(first),
+                Some(entry.metric.id),
+            ));
+        }
+        if let Some(g) = params.granularity {
+            if !entry
+                .policy
+                .definition()
+                .iter()
+                .any(|d| d.granularity() == g)
+            {
+                return Err(aggregation_missing(
+                    &deprecated.aggregation,
+                    Some(g),
+                    Some(entry.metric.id),
+                ));
+            }
+        }
+    }
+    deprecated
+        .method
+        .ok_or_else(|| aggregation_missing(&deprecated.aggregation, None, None))
+}
+
+async fn deprecated_metrics(
+    state: &AppState,
+    caller: &Authenticated,
+    query: &QueryParams,
+    ids: Vec<String>,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query)?;
+    let deprecated = deprecated_params(query, &params)?;
+    let mut entries = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let uuid = Uuid::parse_str(id).map_err(|_| {
+            ApiError::bad_request(json!({
+                "cause": "Argument value error",
+                "reason": "badly formed hexadecimal UUID string",
+                "detail": "metric",
+            }))
+        })?;
+        let entry = state.metrics.by_id(uuid).await.map_err(lookup_error)?;
+        caller.enforce(state, "get metric", &metric_target(&entry.metric))?;
+        if !entries
+            .iter()
+            .any(|e: &Arc<CachedMetric>| e.metric.id == uuid)
+        {
+            entries.push(entry);
+        }
+    }
+    let body = deprecated_aggregate(state, &entries, &deprecated, &params).await?;
+    Ok(json_response(body))
+}
+
+/// The rows of the deprecated cross-metric aggregation.
+async fn deprecated_aggregate(
+    state: &AppState,
+    entries: &[Arc<CachedMetric>],
+    deprecated: &Deprecated,
+    params: &Params,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(256);
+    if entries.is_empty() {
+        out.extend_from_slice(b"[]");
+        return Ok(out);
+    }
+    let method = check_deprecated(entries, deprecated, params)?;
+    let resolved: Vec<Resolved> = entries
+        .iter()
+        .map(|entry| Resolved {
+            entry: entry.clone(),
+            method,
+            path: vec![entry.metric.id.to_string(), deprecated.aggregation.clone()],
+            range: None,
+        })
+        .collect();
+    let ops = Operations {
+        root: deprecated_operations(deprecated, method, resolved.len())?,
+        refs: Vec::new(),
+    };
+    let options = params.options(false);
+    let evaluated = compute(state, &resolved, &ops, params, options).await?;
+    write_aggregated_rows(&mut out, &evaluated, options.fill.drops_nan());
+    Ok(out)
+}
+
+async fn deprecated_resource(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path((type_name, metric_name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(raw.as_deref());
+    let params = Params::parse(&query)?;
+    state.indexer.get_resource_type(&type_name).await?;
+    let deprecated = deprecated_params(&query, &params)?;
+    let asked = request_filter(&headers, &body, &query)?;
+    let history = query.flag("use_history")?;
+    let resources = search_resources(&state, &caller, &type_name, asked, history).await?;
+    let groupby = groupby_params(&state, &query, &type_name).await?;
+    let entries_of = |members: &[&Resource]| {
+        let ids: Vec<Uuid> = members
+            .iter()
+            .filter_map(|r| r.metrics.get(&metric_name).copied())
+            .collect();
+        ids
+    };
+    let load = |ids: Vec<Uuid>| {
+        let state = state.clone();
+        async move {
+            let mut entries: Vec<Arc<CachedMetric>> = Vec::with_capacity(ids.len());
+            for id in ids {
+                match state.metrics.by_id(id).await {
+                    Ok(entry) => {
+                        if !entries.iter().any(|e| e.metric.id == id) {
+                            entries.push(entry);
+                        }
+                    }
+                    Err(LookupError::Indexer(IndexerError::NoSuchMetric(_))) => {}
+                    Err(other) => return Err(lookup_error(other)),
+                }
+            }
+            Ok::<_, ApiError>(entries)
+        }
+    };
+    if groupby.is_empty() {
+        let all: Vec<&Resource> = resources.iter().collect();
+        let entries = load(entries_of(&all)).await?;
+        let body = deprecated_aggregate(&state, &entries, &deprecated, &params).await?;
+        return Ok(json_response(body));
+    }
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    let mut first = true;
+    for (group, members) in group_resources(&resources, &groupby) {
+        let entries = load(entries_of(&members)).await?;
+        if entries.is_empty() {
+            continue;
+        }
+        let rows = deprecated_aggregate(&state, &entries, &deprecated, &params).await?;
+        if !first {
+            out.extend_from_slice(b", ");
+        }
+        first = false;
+        out.extend_from_slice(b"{\"group\": ");
+        out.extend(to_vec(&group).map_err(ApiError::internal)?);
+        out.extend_from_slice(b", \"measures\": ");
+        out.extend(rows);
+        out.push(b'}');
+    }
+    out.push(b']');
+    Ok(json_response(out))
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "The method specified is not allowed for this resource.",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("cpu*", "cpu.util"));
+        assert!(wildcard_match("*util", "cpu.util"));
+        assert!(wildcard_match("c*u*l", "cpu.util"));
+        assert!(!wildcard_match("disk*", "cpu.util"));
+        assert!(wildcard_match("cpu", "cpu"));
+        assert!(!wildcard_match("cpu", "cpu2"));
+    }
+}

@@ -1,0 +1,118 @@
+//! `/v1/archive_policy_rule`: which archive policy a metric created without one
+//! gets, by the longest matching name pattern.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use indexer::{ArchivePolicyRule, IndexerError};
+use serde_json::{json, Value};
+
+use super::extract::{Authenticated, BaseUrl, JsonBody};
+use super::json::Json;
+use super::validate::Fields;
+use super::{created, path_segment, ApiError};
+use crate::app::AppState;
+use crate::auth::Target;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/archive_policy_rule", get(list).post(create))
+        .route(
+            "/v1/archive_policy_rule/{name}",
+            get(show).patch(rename).delete(remove),
+        )
+}
+
+fn rule_json(rule: &ArchivePolicyRule) -> Value {
+    json!({
+        "name": rule.name,
+        "metric_pattern": rule.metric_pattern,
+        "archive_policy_name": rule.archive_policy_name,
+    })
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    caller.enforce(&state, "list archive policy rule", &Target::new())?;
+    let rules = state.indexer.list_archive_policy_rules().await?;
+    Ok(Json(rules.iter().map(rule_json).collect()))
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.enforce(&state, "get archive policy rule", &Target::new())?;
+    let rule = state.indexer.get_archive_policy_rule(&name).await?;
+    Ok(Json(rule_json(&rule)))
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    base: BaseUrl,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    caller.enforce(&state, "create archive policy rule", &Target::new())?;
+    let fields = Fields::body(&body, &["name", "metric_pattern", "archive_policy_name"])?;
+    let rule = ArchivePolicyRule {
+        name: fields.required_str("name")?.to_owned(),
+        metric_pattern: fields.required_str("metric_pattern")?.to_owned(),
+        archive_policy_name: fields.required_str("archive_policy_name")?.to_owned(),
+    };
+    let rule = match state.indexer.create_archive_policy_rule(&rule).await {
+        Err(IndexerError::NoSuchArchivePolicy(policy)) => {
+            return Err(ApiError::bad_request(json!({
+                "cause": "Archive policy does not exist",
+                "detail": policy,
+            })))
+        }
+        other => other?,
+    };
+    let location = base.join(&format!(
+        "/v1/archive_policy_rule/{}",
+        path_segment(&rule.name)
+    ));
+    Ok(created(location, rule_json(&rule)))
+}
+
+/// Renames a rule, the only change Gnocchi allows; taking an existing name is
+/// a 400, not a 409, as in Gnocchi.
+async fn rename(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    caller.enforce(&state, "update archive policy rule", &Target::new())?;
+    let fields = Fields::body(&body, &["name"])?;
+    let new_name = fields.required_str("name")?;
+    match state
+        .indexer
+        .rename_archive_policy_rule(&name, new_name)
+        .await
+    {
+        Ok(rule) => Ok(Json(rule_json(&rule))),
+        Err(err @ IndexerError::ArchivePolicyRuleAlreadyExists(_)) => {
+            Err(ApiError::bad_request(err.to_string()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn remove(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.enforce(&state, "delete archive policy rule", &Target::new())?;
+    state.indexer.delete_archive_policy_rule(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,345 @@
+//! Measures of one metric: `POST` (202 once durable) and `GET` (aggregates),
+//! by metric id or by resource and metric name.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use carbonara::aggregation::{Method, Scratch};
+use carbonara::calendar::{resample_calendar, CalendarGrouping};
+use carbonara::timespan::{format_seconds, parse_timespan};
+use serde_json::json;
+
+use super::extract::{is_json, Authenticated};
+use super::json::write_python_float;
+use super::measures_body::parse_measures;
+use super::metric::metric_target;
+use super::query::QueryParams;
+use super::ApiError;
+use crate::app::AppState;
+use crate::incoming::MeasureBatch;
+use crate::metric_cache::CachedMetric;
+use crate::time::{now, parse_timestamp, write_iso8601, RawTimestamp};
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/metric/{id}/measures", post(add_by_id).get(get_by_id))
+        .route(
+            "/v1/resource/{type}/{resource}/metric/{name}/measures",
+            post(add_by_name).get(get_by_name),
+        )
+}
+
+/// The metric a measures route names, checked against `action`.
+async fn metric_by_id(
+    state: &AppState,
+    caller: &Authenticated,
+    id: &str,
+    action: &str,
+) -> Result<Arc<CachedMetric>, ApiError> {
+    let uuid = super::metric::metric_id(id)?;
+    let entry = state.metrics.by_id(uuid).await.map_err(lookup_error)?;
+    caller.enforce(state, action, &metric_target(&entry.metric))?;
+    Ok(entry)
+}
+
+async fn metric_by_name(
+    state: &AppState,
+    caller: &Authenticated,
+    resource: &str,
+    name: &str,
+    action: &str,
+) -> Result<Arc<CachedMetric>, ApiError> {
+    let resource_id = indexer::resource_uuid(resource, &caller.0.creator())
+        .map_err(|_| ApiError::not_found(format!("Resource {resource} does not exist")))?;
+    let metric = state
+        .indexer
+        .get_resource_metric(resource_id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Metric {name} does not exist")))?;
+    metric_by_id(state, caller, &metric.id.to_string(), action).await
+}
+
+pub(super) fn lookup_error(error: crate::metric_cache::LookupError) -> ApiError {
+    match error {
+        crate::metric_cache::LookupError::Indexer(err) => err.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+async fn add_by_id(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let entry = metric_by_id(&state, &caller, &id, "post measures").await?;
+    add(&state, &entry, &headers, &body).await
+}
+
+async fn add_by_name(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path((_type, resource, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let entry = metric_by_name(&state, &caller, &resource, &name, "post measures").await?;
+    add(&state, &entry, &headers, &body).await
+}
+
+async fn add(
+    state: &AppState,
+    entry: &CachedMetric,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let measures = parse_measures(body, now())?;
+    state
+        .incoming
+        .append(vec![MeasureBatch {
+            metric: entry.metric.compact_id,
+            timestamps: measures.timestamps,
+            values: measures.values,
+        }])
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(accepted())
+}
+
+/// `202 Accepted` with an empty body: the measures are durable.
+pub(super) fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_LENGTH, HeaderValue::from_static("0"))],
+    )
+        .into_response()
+}
+
+async fn get_by_id(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let entry = metric_by_id(&state, &caller, &id, "get measures").await?;
+    get(&state, &entry, &QueryParams::parse(raw.as_deref())).await
+}
+
+async fn get_by_name(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    Path((_type, resource, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let entry = metric_by_name(&state, &caller, &resource, &name, "get measures").await?;
+    get(&state, &entry, &QueryParams::parse(raw.as_deref())).await
+}
+
+/// How a read regroups the stored points.
+#[derive(Debug, Clone, Copy)]
+enum Resample {
+    Every(i64),
+    Calendar(CalendarGrouping),
+}
+
+fn argument_error(reason: impl Into<String>, detail: &str) -> ApiError {
+    ApiError::bad_request(json!({
+        "cause": "Argument value error",
+        "reason": reason.into(),
+        "detail": detail,
+    }))
+}
+
+/// Reads a `start`/`stop` parameter.
+pub(super) fn time_param(query: &QueryParams, name: &str) -> Result<Option<i64>, ApiError> {
+    query
+        .get(name)
+        .map(|text| {
+            parse_timestamp(RawTimestamp::Text(text), now())
+                .map_err(|_| argument_error("Unable to parse timestamp", name))
+        })
+        .transpose()
+}
+
+async fn get(
+    state: &AppState,
+    entry: &CachedMetric,
+    query: &QueryParams,
+) -> Result<Response, ApiError> {
+    let method_name = query.get("aggregation").unwrap_or("mean");
+    let method: Method = method_name
+        .parse()
+        .map_err(|_| aggregation_missing(entry, method_name))?;
+    if !entry.policy.aggregation_methods().contains(&method) {
+        return Err(aggregation_missing(entry, method_name));
+    }
+    let granularity = query
+        .get("granularity")
+        .map(|text| {
+            parse_timespan(text).map_err(|err| argument_error(err.to_string(), "granularity"))
+        })
+        .transpose()?;
+    if let Some(granularity) = granularity {
+        if !entry
+            .policy
+            .definition()
+            .iter()
+            .any(|item| item.granularity() == granularity)
+        {
+            return Err(ApiError::not_found(format!(
+                "Aggregation method '{method_name}' at granularity '{}' for metric {} does not exist",
+                format_seconds(granularity),
+                entry.metric.id
+            )));
+        }
+    }
+    let resample = match query.get("resample") {
+        None => None,
+        Some(text) => {
+            if granularity.is_none() {
+                return Err(ApiError::bad_request(
+                    "A granularity must be specified to resample",
+                ));
+            }
+            Some(match text.parse::<CalendarGrouping>() {
+                Ok(grouping) => Resample::Calendar(grouping),
+                Err(_) => Resample::Every(
+                    parse_timespan(text)
+                        .map_err(|err| argument_error(err.to_string(), "resample"))?,
+                ),
+            })
+        }
+    };
+    let start = time_param(query, "start")?;
+    let stop = time_param(query, "stop")?;
+    if query.flag("refresh")? {
+        state
+            .metricd
+            .process_metric(entry.metric.compact_id)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let series = state
+        .storage
+        .read_aggregates(
+            entry.metric.id,
+            &entry.policy,
+            method,
+            granularity,
+            start,
+            stop,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let mut body = Vec::with_capacity(64 + series.iter().map(|s| s.len() * 48).sum::<usize>());
+    body.push(b'[');
+    let mut first = true;
+    let mut scratch = Scratch::new();
+    for stored in &series {
+        match resample {
+            None => write_rows(
+                &mut body,
+                &mut first,
+                GranularityLabel::Seconds(stored.granularity()),
+                stored.timestamps(),
+                stored.values(),
+            ),
+            Some(Resample::Every(every)) => {
+                let regrouped = stored
+                    .resample(every, method, &mut scratch)
+                    .map_err(|err| ApiError::bad_request(err.to_string()))?;
+                write_rows(
+                    &mut body,
+                    &mut first,
+                    GranularityLabel::Seconds(every),
+                    regrouped.timestamps(),
+                    regrouped.values(),
+                );
+            }
+            Some(Resample::Calendar(grouping)) => {
+                let (timestamps, values) = resample_calendar(
+                    stored.timestamps(),
+                    stored.values(),
+                    grouping,
+                    method,
+                    &mut scratch,
+                )
+                .map_err(|err| ApiError::bad_request(err.to_string()))?;
+                write_rows(
+                    &mut body,
+                    &mut first,
+                    GranularityLabel::Calendar(grouping),
+                    &timestamps,
+                    &values,
+                );
+            }
+        }
+    }
+    body.push(b']');
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+fn aggregation_missing(entry: &CachedMetric, method: &str) -> ApiError {
+    ApiError::not_found(json!({
+        "cause": "Aggregation method does not exist for this metric",
+        "detail": {"metric": entry.metric.id.to_string(), "aggregation_method": method},
+    }))
+}
+
+/// The second column of a measures row.
+#[derive(Debug, Clone, Copy)]
+enum GranularityLabel {
+    Seconds(i64),
+    /// Calendar groups are labelled with their letter (`"M"`), as Gnocchi
+    /// passes the sampling through.
+    Calendar(CalendarGrouping),
+}
+
+/// Appends `["<iso>", <granularity>, <value>]` rows straight into the body:
+/// no intermediate strings or JSON values.
+fn write_rows(
+    body: &mut Vec<u8>,
+    first: &mut bool,
+    granularity: GranularityLabel,
+    timestamps: &[i64],
+    values: &[f64],
+) {
+    let mut label = Vec::with_capacity(24);
+    match granularity {
+        GranularityLabel::Seconds(ns) => {
+            let _ = write_python_float(&mut label, ns as f64 / 1e9);
+        }
+        GranularityLabel::Calendar(grouping) => {
+            label.extend_from_slice(format!("\"{grouping}\"").as_bytes());
+        }
+    }
+    for (&timestamp, &value) in timestamps.iter().zip(values) {
+        if !*first {
+            body.extend_from_slice(b", ");
+        }
+        *first = false;
+        body.extend_from_slice(b"[\"");
+        write_iso8601(body, timestamp);
+        body.extend_from_slice(b"\", ");
+        body.extend_from_slice(&label);
+        body.extend_from_slice(b", ");
+        let _ = write_python_float(body, value);
+        body.push(b']');
+    }
+}

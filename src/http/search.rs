@@ -1,0 +1,78 @@
+//! `/v1/search/resource/{type}`: resources matching a filter given as a JSON
+//! body or as a `?filter=` string (the body may then be empty even when
+//! labelled JSON); `{}` or no filter at all matches everything.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use indexer::SearchOptions;
+
+use super::extract::{Authenticated, BaseUrl};
+use super::resource::{
+    combine, list_response, listing_options, listing_query, policy_filter, request_filter,
+    requested_attrs, search_error,
+};
+use super::ApiError;
+use crate::app::AppState;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/search/resource/{type}", post(search).get(not_allowed))
+}
+
+async fn search(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    base: BaseUrl,
+    OriginalUri(uri): OriginalUri,
+    Path(type_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.indexer.get_resource_type(&type_name).await?;
+    let query = listing_query(uri.query());
+    let asked = request_filter(&headers, &body, &query)?;
+    let (details, history, page) = listing_options(&state, &headers, &query)?;
+    let policy = policy_filter(&state, &caller, "search resource", &type_name)?;
+    let filter = combine(policy, asked);
+    let options = SearchOptions {
+        history,
+        details,
+        pagination: page.pagination.clone(),
+        creator: caller.0.creator(),
+    };
+    let resources = state
+        .indexer
+        .search_resources(&type_name, filter.as_ref(), &options)
+        .await
+        .map_err(search_error)?;
+    Ok(list_response(
+        &resources,
+        &requested_attrs(&query),
+        &page,
+        &base.join(uri.path()),
+        &query,
+        history,
+    ))
+}
+
+/// Searching takes a `POST`; an unknown type is still a 404 first.
+async fn not_allowed(
+    State(state): State<Arc<AppState>>,
+    Path(type_name): Path<String>,
+) -> Result<Response, ApiError> {
+    state.indexer.get_resource_type(&type_name).await?;
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "The method specified is not allowed for this resource.",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    Ok(response)
+}

@@ -1,0 +1,280 @@
+//! metricd: turns pending measures into aggregates, and the janitor that
+//! removes deleted metrics.
+//!
+//! # How work flows
+//!
+//! Writers append measures to a sack of [`Incoming`] and the store wakes
+//! [`Metricd::run`]; nothing polls while the system is idle. On a wake-up the
+//! sacks with pending metrics are processed concurrently, each under its own
+//! lock, so no metric's data is ever in two workers at once. Processing one
+//! sack ([`Metricd::process_sack`]) reads the pending batches, applies each
+//! metric's measures to its stored tail and splits
+//! ([`AggregateStore::apply_measures`]), and only then acknowledges the
+//! batches: a crash in between re-reads them, and re-applying is harmless
+//! because a measure at an existing timestamp overwrites it with the same
+//! value.
+//!
+//! `?refresh=true` reads call [`Metricd::process_metric`], which takes the
+//! same sack lock and processes just that metric.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, FuturesUnordered, StreamExt};
+use indexer::Indexer;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::incoming::{sack_of, Incoming, IncomingError, RoaringBitmap, Sack};
+use crate::metric_cache::{LookupError, MetricCache};
+use crate::storage::{AggregateStore, StorageError};
+
+/// Metrics of one sack applied at once: their object-store round trips overlap.
+const METRICS_IN_FLIGHT: usize = 16;
+
+/// How often the janitor looks for deleted metrics.
+const JANITOR_PERIOD: Duration = Duration::from_secs(30);
+
+/// Why processing stopped short; the batches stay pending and are retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("incoming store: {0}")]
+    Incoming(#[from] IncomingError),
+    #[error("aggregate storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("index: {0}")]
+    Lookup(#[from] LookupError),
+    #[error("index: {0}")]
+    Indexer(#[from] indexer::IndexerError),
+}
+
+/// Figures of one processing pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Processed {
+    pub metrics: u64,
+    pub measures: u64,
+    /// Measures older than their metric's back window, dropped.
+    pub dropped: u64,
+}
+
+/// The processing role: shared by the background loop and `refresh=true`.
+#[derive(Debug)]
+pub struct Metricd {
+    incoming: Arc<dyn Incoming>,
+    storage: AggregateStore,
+    indexer: Indexer,
+    metrics: Arc<MetricCache>,
+    /// One lock per sack: the in-process form of "who processes this sack".
+    sacks: Vec<Mutex<()>>,
+    workers: usize,
+    totals: Totals,
+}
+
+/// Running totals since start, for `/v1/status`.
+#[derive(Debug, Default)]
+struct Totals {
+    metrics: AtomicU64,
+    measures: AtomicU64,
+    dropped: AtomicU64,
+    expunged: AtomicU64,
+}
+
+impl Metricd {
+    pub fn new(
+        incoming: Arc<dyn Incoming>,
+        storage: AggregateStore,
+        indexer: Indexer,
+        metrics: Arc<MetricCache>,
+    ) -> Self {
+        let sacks = (0..incoming.sack_count()).map(|_| Mutex::new(())).collect();
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
+        Self {
+            incoming,
+            storage,
+            indexer,
+            metrics,
+            sacks,
+            workers,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Totals since this process started, as `/v1/status` shows them.
+    pub fn statistics(&self) -> serde_json::Value {
+        serde_json::json!({
+            "metrics processed": self.totals.metrics.load(Ordering::Relaxed),
+            "measures processed": self.totals.measures.load(Ordering::Relaxed),
+            "measures dropped (outside back window)": self.totals.dropped.load(Ordering::Relaxed),
+            "metrics deleted": self.totals.expunged.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Processes whatever arrives until `shutdown` is cancelled.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut wakeup = self.incoming.subscribe();
+        let mut janitor = tokio::time::interval(JANITOR_PERIOD);
+        janitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Whatever was left pending before a restart is processed at once.
+        self.process_all().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = wakeup.changed() => {
+                    if changed.is_err() {
+                        tracing::warn!("incoming store closed; metricd stops");
+                        return;
+                    }
+                    self.process_all().await;
+                }
+                _ = janitor.tick() => {
+                    if let Err(err) = self.expunge_deleted().await {
+                        tracing::warn!(%err, "janitor pass failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes every sack with pending measures, `workers` sacks at a time,
+    /// until no sack has any left.
+    pub async fn process_all(&self) -> Processed {
+        let mut total = Processed::default();
+        loop {
+            let mut busy = Vec::new();
+            for sack in 0..self.incoming.sack_count() {
+                match self.incoming.pending(Sack(sack)).await {
+                    Ok(pending) if !pending.is_empty() => busy.push(Sack(sack)),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(%err, sack, "cannot list pending metrics"),
+                }
+            }
+            if busy.is_empty() {
+                return total;
+            }
+            let mut progress = false;
+            let mut running = FuturesUnordered::new();
+            let mut queue = busy.into_iter();
+            loop {
+                while running.len() < self.workers {
+                    match queue.next() {
+                        Some(sack) => running.push(self.process_sack(sack, None)),
+                        None => break,
+                    }
+                }
+                let Some(result) = running.next().await else {
+                    break;
+                };
+                match result {
+                    Ok(done) => {
+                        progress |= done.metrics > 0;
+                        total.metrics += done.metrics;
+                        total.measures += done.measures;
+                        total.dropped += done.dropped;
+                    }
+                    Err(err) => tracing::warn!(%err, "processing a sack failed; will retry"),
+                }
+            }
+            if !progress {
+                // Failures only: wait for the next wake-up instead of spinning.
+                return total;
+            }
+        }
+    }
+
+    /// Processes the pending measures of one metric now (`refresh=true`).
+    pub async fn process_metric(&self, seq: u32) -> Result<Processed, ProcessError> {
+        let sack = sack_of(seq, self.incoming.sack_count());
+        let mut only = RoaringBitmap::new();
+        only.insert(seq);
+        self.process_sack(sack, Some(only)).await
+    }
+
+    /// Reads, aggregates and acknowledges the pending measures of `sack`
+    /// (of `only` these metrics, when given), holding the sack's lock.
+    async fn process_sack(
+        &self,
+        sack: Sack,
+        only: Option<RoaringBitmap>,
+    ) -> Result<Processed, ProcessError> {
+        let _held = self.sacks[sack.0 as usize].lock().await;
+        let mut metrics = self.incoming.pending(sack).await?;
+        if let Some(only) = &only {
+            metrics &= only;
+        }
+        if metrics.is_empty() {
+            return Ok(Processed::default());
+        }
+        let mut pending = self.incoming.read(sack, &metrics).await?;
+        // Metrics are independent: their storage round trips overlap.
+        let applied: Vec<Result<Processed, ProcessError>> = stream::iter(pending.take_measures())
+            .map(|(seq, measures)| async move {
+                let Some(entry) = self.metrics.by_seq(seq).await? else {
+                    // Deleted since the measures were accepted: nothing to keep.
+                    return Ok(Processed::default());
+                };
+                let outcome = self
+                    .storage
+                    .apply_measures(
+                        entry.metric.id,
+                        &entry.policy,
+                        &measures.timestamps,
+                        &measures.values,
+                    )
+                    .await?;
+                Ok(Processed {
+                    metrics: 1,
+                    measures: measures.timestamps.len() as u64,
+                    dropped: outcome.dropped as u64,
+                })
+            })
+            .buffer_unordered(METRICS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut done = Processed::default();
+        for result in applied {
+            // Any failure leaves the whole read pending: re-applying what did
+            // succeed is harmless.
+            let one = result?;
+            done.metrics += one.metrics;
+            done.measures += one.measures;
+            done.dropped += one.dropped;
+        }
+        self.incoming.acknowledge(pending).await?;
+        self.totals
+            .metrics
+            .fetch_add(done.metrics, Ordering::Relaxed);
+        self.totals
+            .measures
+            .fetch_add(done.measures, Ordering::Relaxed);
+        self.totals
+            .dropped
+            .fetch_add(done.dropped, Ordering::Relaxed);
+        Ok(done)
+    }
+
+    /// The janitor: removes the data of metrics marked for deletion, then the
+    /// metrics themselves.
+    pub async fn expunge_deleted(&self) -> Result<usize, ProcessError> {
+        let doomed = self.indexer.list_metrics_to_delete().await?;
+        for metric in &doomed {
+            self.expunge(metric.id, metric.compact_id).await?;
+        }
+        Ok(doomed.len())
+    }
+
+    async fn expunge(&self, id: Uuid, seq: u32) -> Result<(), ProcessError> {
+        let sack = sack_of(seq, self.incoming.sack_count());
+        let _held = self.sacks[sack.0 as usize].lock().await;
+        self.metrics.evict(id);
+        self.incoming.forget(seq).await?;
+        self.storage.delete_metric(id).await?;
+        self.indexer.expunge_metric(id).await?;
+        self.totals.expunged.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,509 @@
+//! Dynamic aggregates over HTTP: `POST /v1/aggregates` with metric ids and
+//! with a resource search (wildcards, groupby), and the deprecated
+//! `/v1/aggregation` endpoints, checked against hand-computed numbers.
+
+use serde_json::{json, Value};
+
+use crate::server::{Reply, TestServer};
+
+/// `admin`.
+const ADMIN: &str = "basic YWRtaW46";
+
+fn send(server: &TestServer, method: &str, path: &str, body: &Value) -> Reply {
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    server.request(
+        method,
+        path,
+        &[
+            ("Authorization", ADMIN),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
+        &text,
+    )
+}
+
+fn ok(reply: Reply) -> Value {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// A server with a `1s`/`60s` policy.
+fn server() -> TestServer {
+    let server = TestServer::spawn(&["--no-default-archive-policies"]);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/archive_policy",
+        &json!({"name": "fine", "definition": [
+            {"granularity": "1 second", "points": 3600},
+            {"granularity": "60 second", "points": 60},
+        ]}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/archive_policy_rule",
+        &json!({"name": "all", "metric_pattern": "*", "archive_policy_name": "fine"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    server
+}
+
+fn metric(server: &TestServer, points: &[(&str, f64)]) -> String {
+    let reply = send(
+        server,
+        "POST",
+        "/v1/metric",
+        &json!({"archive_policy_name": "fine"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    push(server, &format!("/v1/metric/{id}/measures"), points);
+    id
+}
+
+fn push(server: &TestServer, path: &str, points: &[(&str, f64)]) {
+    let measures: Vec<Value> = points
+        .iter()
+        .map(|(t, v)| json!({"timestamp": t, "value": v}))
+        .collect();
+    let reply = send(server, "POST", path, &Value::Array(measures));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+}
+
+/// The `[timestamp, granularity, value]` rows as `(time, value)` pairs.
+fn rows(value: &Value) -> Vec<(String, f64)> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not rows: {value}"))
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap()[11..19].to_owned(),
+                row[2].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(expected: &[(&str, f64)]) -> Vec<(String, f64)> {
+    expected
+        .iter()
+        .map(|(t, v)| ((*t).to_owned(), *v))
+        .collect()
+}
+
+fn two_metrics(server: &TestServer) -> (String, String) {
+    let a = metric(
+        server,
+        &[
+            ("2024-01-01T10:00:00", 1.0),
+            ("2024-01-01T10:00:01", 2.0),
+            ("2024-01-01T10:00:02", 3.0),
+        ],
+    );
+    let b = metric(
+        server,
+        &[
+            ("2024-01-01T10:00:01", 10.0),
+            ("2024-01-01T10:00:02", 20.0),
+            ("2024-01-01T10:00:03", 30.0),
+        ],
+    );
+    (a, b)
+}
+
+#[test]
+fn aggregates_across_metric_ids() {
+    let server = server();
+    let (a, b) = two_metrics(&server);
+    let mean = format!("(aggregate mean (metric ({a} mean) ({b} mean)))");
+
+    // Default fill (dropna): every timestamp, NaN-skipping mean.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&refresh=true",
+        &json!({"operations": mean}),
+    ));
+    assert_eq!(
+        rows(&body["measures"]["aggregated"]),
+        pairs(&[
+            ("10:00:00", 1.0),
+            ("10:00:01", 6.0),
+            ("10:00:02", 11.5),
+            ("10:00:03", 30.0)
+        ])
+    );
+
+    // needed_overlap without fill: trimmed to the overlapping span.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&needed_overlap=100",
+        &json!({"operations": mean}),
+    ));
+    assert_eq!(
+        rows(&body["measures"]["aggregated"]),
+        pairs(&[("10:00:01", 6.0), ("10:00:02", 11.5)])
+    );
+
+    // With a start, the leading hole counts against the overlap.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&needed_overlap=100&start=2024-01-01T10:00:00",
+        &json!({"operations": mean}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let description = &reply.json()["description"];
+    assert_eq!(description["cause"], "Metrics cannot be aggregated");
+    assert_eq!(
+        description["reason"],
+        "Less than 100.000000% of datapoints overlap in this timespan (66.67%)"
+    );
+
+    // Math keeps one series per metric; a fill value plugs the holes.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&fill=0",
+        &json!({"operations": ["*", ["metric", [a, "mean"], [b, "mean"]], 2]}),
+    ));
+    assert_eq!(
+        rows(&body["measures"][&b]["mean"]),
+        pairs(&[
+            ("10:00:00", 0.0),
+            ("10:00:01", 20.0),
+            ("10:00:02", 40.0),
+            ("10:00:03", 60.0)
+        ])
+    );
+
+    // Subtracting two series aggregates them.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1",
+        &json!({"operations": format!("(- (metric {b} mean) (metric {a} mean))")}),
+    ));
+    assert_eq!(
+        rows(&body["measures"]["aggregated"]),
+        pairs(&[("10:00:01", 8.0), ("10:00:02", 17.0)])
+    );
+
+    // fill=null writes NaN as a bare token.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&fill=null",
+        &json!({"operations": format!("(metric ({a} mean) ({b} mean))")}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("[\"2024-01-01T10:00:00+00:00\", 1.0, NaN]"),
+        "{}",
+        reply.body
+    );
+
+    // Rolling and resample.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1",
+        &json!({"operations": format!("(rolling sum 2 (metric {a} mean))")}),
+    ));
+    assert_eq!(
+        rows(&body["measures"][&a]["mean"]),
+        pairs(&[("10:00:01", 3.0), ("10:00:02", 5.0)])
+    );
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&details=true",
+        &json!({"operations": format!("(resample max 60 (metric {b} mean))")}),
+    ));
+    assert_eq!(
+        rows(&body["measures"][&b]["mean"]),
+        pairs(&[("10:00:00", 30.0)])
+    );
+    assert_eq!(body["references"][0]["id"], json!(b));
+}
+
+#[test]
+fn aggregates_errors_are_gnocchis() {
+    let server = server();
+    let (a, _) = two_metrics(&server);
+    let unknown = "8c062a7e-9f9f-4b1c-9996-9d0328512ab7";
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates",
+        &json!({"operations": ["metric", [a, "mean"], [unknown, "mean"]]}),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(reply.json()["description"]["cause"], "Unknown metrics");
+    assert_eq!(reply.json()["description"]["detail"], json!([unknown]));
+
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates",
+        &json!({"operations": format!("(notexist (metric {a} mean))")}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"]["reason"],
+        "'notexist' operation invalid for dictionary value @ data['operations']"
+    );
+
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=5",
+        &json!({"operations": format!("(metric {a} mean)")}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"]["reason"],
+        "Granularities are missing"
+    );
+}
+
+fn resource(server: &TestServer, id: &str, project: &str, value: f64) {
+    let reply = send(
+        server,
+        "POST",
+        "/v1/resource/generic",
+        &json!({"id": id, "project_id": project, "metrics": {"cpu.util": {}, "disk": {}}}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    push(
+        server,
+        &format!("/v1/resource/generic/{id}/metric/cpu.util/measures"),
+        &[("2024-01-01T10:00:00", value)],
+    );
+}
+
+#[test]
+fn aggregates_with_search_and_groupby() {
+    let server = server();
+    let p1 = "11111111-1111-1111-1111-111111111111";
+    let p2 = "22222222-2222-2222-2222-222222222222";
+    let r1 = "aaaaaaaa-0000-0000-0000-000000000001";
+    let r2 = "aaaaaaaa-0000-0000-0000-000000000002";
+    let r3 = "aaaaaaaa-0000-0000-0000-000000000003";
+    resource(&server, r1, p1, 1.0);
+    resource(&server, r2, p1, 3.0);
+    resource(&server, r3, p2, 5.0);
+
+    // One resource by search: measures by resource, metric name, method.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&refresh=true",
+        &json!({
+            "resource_type": "generic",
+            "search": {"=": {"id": r1}},
+            "operations": "(metric cpu.util mean)",
+        }),
+    ));
+    assert_eq!(
+        rows(&body["measures"][r1]["cpu.util"]["mean"]),
+        pairs(&[("10:00:00", 1.0)])
+    );
+
+    // A string search and a wildcard name.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&refresh=true",
+        &json!({
+            "resource_type": "generic",
+            "search": format!("project_id = '{p2}'"),
+            "operations": "(aggregate max (metric cpu* mean))",
+        }),
+    ));
+    assert_eq!(
+        rows(&body["measures"]["aggregated"]),
+        pairs(&[("10:00:00", 5.0)])
+    );
+
+    // Grouped by project.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&groupby=project_id&refresh=true",
+        &json!({
+            "resource_type": "generic",
+            "search": {},
+            "operations": "(aggregate mean (metric cpu.util mean))",
+        }),
+    ));
+    let groups = body.as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{body}");
+    assert_eq!(groups[0]["group"], json!({"project_id": p1}));
+    assert_eq!(
+        rows(&groups[0]["measures"]["measures"]["aggregated"]),
+        pairs(&[("10:00:00", 2.0)])
+    );
+    assert_eq!(groups[1]["group"], json!({"project_id": p2}));
+    assert_eq!(
+        rows(&groups[1]["measures"]["measures"]["aggregated"]),
+        pairs(&[("10:00:00", 5.0)])
+    );
+
+    // With history: same groups here (no revision changed a project).
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&groupby=project_id&use_history=true",
+        &json!({
+            "resource_type": "generic",
+            "search": {},
+            "operations": "(aggregate mean (metric cpu.util mean))",
+        }),
+    ));
+    assert_eq!(body.as_array().unwrap().len(), 2, "{body}");
+
+    // Deprecated endpoints agree.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregation/resource/generic/metric/cpu.util?granularity=1&groupby=project_id",
+        &json!({"=": {"project_id": p1}}),
+    ));
+    assert_eq!(body[0]["group"], json!({"project_id": p1}));
+    assert_eq!(rows(&body[0]["measures"]), pairs(&[("10:00:00", 2.0)]));
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregation/resource/generic/metric/cpu.util?groupby=nope",
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+}
+
+#[test]
+fn deprecated_cross_metric_aggregation() {
+    let server = server();
+    let (a, b) = two_metrics(&server);
+    let body = ok(send(
+        &server,
+        "GET",
+        &format!("/v1/aggregation/metric?metric={a}&metric={b}&granularity=1&refresh=true"),
+        &Value::Null,
+    ));
+    assert_eq!(rows(&body), pairs(&[("10:00:01", 6.0), ("10:00:02", 11.5)]));
+    let body = ok(send(
+        &server,
+        "GET",
+        &format!(
+            "/v1/aggregation/metric?metric={a}&metric={b}&granularity=1&reaggregation=max&fill=0"
+        ),
+        &Value::Null,
+    ));
+    assert_eq!(
+        rows(&body),
+        pairs(&[
+            ("10:00:00", 1.0),
+            ("10:00:01", 10.0),
+            ("10:00:02", 20.0),
+            ("10:00:03", 30.0)
+        ])
+    );
+}
+
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn push_now(server: &TestServer, id: &str, value: f64) {
+    let reply = send(
+        server,
+        "POST",
+        &format!("/v1/resource/generic/{id}/metric/cpu.util/measures"),
+        &json!([{"timestamp": epoch_seconds(), "value": value}]),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+}
+
+/// The aggregated values of each group, by the group's `user_id`.
+fn groups_by_user(body: &Value) -> Vec<(String, Vec<f64>)> {
+    body.as_array()
+        .unwrap_or_else(|| panic!("not a list: {body}"))
+        .iter()
+        .map(|group| {
+            (
+                group["group"]["user_id"].as_str().unwrap().to_owned(),
+                rows(&group["measures"]["measures"]["aggregated"])
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn groupby_with_history_splits_measures_by_revision() {
+    let server = server();
+    let id = "bbbbbbbb-0000-0000-0000-000000000001";
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        &json!({"id": id, "user_id": "u1", "metrics": {"cpu.util": {}}}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let pause = std::time::Duration::from_millis(1100);
+    std::thread::sleep(pause);
+    push_now(&server, id, 1.0);
+    std::thread::sleep(pause);
+    let reply = send(
+        &server,
+        "PATCH",
+        &format!("/v1/resource/generic/{id}"),
+        &json!({"user_id": "u2"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    std::thread::sleep(pause);
+    push_now(&server, id, 3.0);
+
+    let operations = json!({
+        "resource_type": "generic",
+        "search": format!("id = '{id}'"),
+        "operations": "(aggregate sum (metric cpu.util mean))",
+    });
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&groupby=user_id&refresh=true",
+        &operations,
+    ));
+    assert_eq!(
+        groups_by_user(&body),
+        vec![("u2".to_owned(), vec![1.0, 3.0])]
+    );
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&groupby=user_id&use_history=true",
+        &operations,
+    ));
+    assert_eq!(
+        groups_by_user(&body),
+        vec![("u1".to_owned(), vec![1.0]), ("u2".to_owned(), vec![3.0])]
+    );
+}

@@ -1,0 +1,752 @@
+//! Resources, resource types and resource search: the behaviour rest.j2
+//! documents beyond what Gnocchi's public gabbits check.
+
+use serde_json::{json, Value};
+
+use crate::server::{Reply, TestServer};
+
+/// `foobar`, a plain user.
+const FOOBAR: &str = "basic Zm9vYmFyOg==";
+/// `admin`.
+const ADMIN: &str = "basic YWRtaW46";
+/// `foobaz`, another plain user.
+const FOOBAZ: &str = "basic Zm9vYmF6Og==";
+
+fn send(server: &TestServer, method: &str, path: &str, auth: &str, body: &Value) -> Reply {
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    server.request(
+        method,
+        path,
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
+        &text,
+    )
+}
+
+fn create(server: &TestServer, type_name: &str, body: Value) -> Value {
+    let reply = send(
+        server,
+        "POST",
+        &format!("/v1/resource/{type_name}"),
+        FOOBAR,
+        &body,
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()
+}
+
+fn ids(reply: &Reply) -> Vec<String> {
+    reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The path and query of the `Link: <…>; rel="next"` URL.
+fn next_link(server: &TestServer, reply: &Reply) -> Option<String> {
+    let link = reply.header("link")?;
+    let url = link.strip_prefix('<')?.split('>').next()?;
+    Some(url.strip_prefix(&server.base_url())?.to_owned())
+}
+
+#[test]
+fn non_uuid_ids_map_to_uuid5_per_creator() {
+    let server = TestServer::spawn(&[]);
+    let mine = create(&server, "generic", json!({"id": "1.2.3.4"}));
+    assert_eq!(mine["id"], "a9c729cc-d1b0-5e6b-b5ba-8b5a7f45f1fc");
+    assert_eq!(mine["original_resource_id"], "1.2.3.4");
+    assert_eq!(mine["creator"], "foobar");
+    assert_eq!(mine["created_by_user_id"], "foobar");
+    assert_eq!(mine["created_by_project_id"], "");
+
+    // The original id reaches the same resource for its creator.
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic/1.2.3.4",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["id"], mine["id"]);
+
+    // Another user giving the same id gets another resource.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        FOOBAZ,
+        &json!({"id": "1.2.3.4"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_ne!(reply.json()["id"], mine["id"]);
+    assert_eq!(reply.json()["original_resource_id"], "1.2.3.4");
+
+    // Searching by the original id goes through the same mapping.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/generic",
+        FOOBAR,
+        &json!({"=": {"id": "1.2.3.4"}}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(ids(&reply), [mine["id"].as_str().unwrap()]);
+
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        FOOBAR,
+        &json!({"id": "a/b"}),
+    );
+    assert_eq!(reply.status, 400);
+}
+
+#[test]
+fn pagination_with_markers_and_multi_key_sort() {
+    let server = TestServer::spawn(&[]);
+    let mut expected = Vec::new();
+    for (i, user) in ["b", "a", "b", "a", "c"].iter().enumerate() {
+        let id = format!("00000000-0000-0000-0000-00000000000{i}");
+        create(
+            &server,
+            "generic",
+            json!({"id": id, "user_id": user, "started_at": format!("2014-01-0{}T00:00:00", 5 - i)}),
+        );
+        expected.push((user.to_string(), id));
+    }
+    // user_id ascending, then id descending.
+    expected.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+    let mut seen = Vec::new();
+    let mut path = Some("/v1/resource/generic?limit=2&sort=user_id:asc&sort=id:desc".to_owned());
+    let mut pages = 0;
+    while let Some(current) = path {
+        let reply = send(&server, "GET", &current, FOOBAR, &Value::Null);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        seen.extend(ids(&reply));
+        path = next_link(&server, &reply);
+        if let Some(next) = &path {
+            assert!(next.contains("sort=user_id%3Aasc&sort=id%3Adesc"), "{next}");
+            assert!(next.contains("limit=2"), "{next}");
+        }
+        pages += 1;
+        assert!(pages < 10);
+    }
+    assert_eq!(seen, expected);
+    // 5 items in pages of 2: the third page is not full, so no link after it.
+    assert_eq!(pages, 3);
+
+    // The default order is revision_start then started_at, and the link
+    // repeats it.
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic?limit=1",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(ids(&reply), ["00000000-0000-0000-0000-000000000000"]);
+    let next = next_link(&server, &reply).unwrap();
+    assert_eq!(
+        next,
+        "/v1/resource/generic?limit=1&marker=00000000-0000-0000-0000-000000000000\
+         &sort=revision_start%3Aasc&sort=started_at%3Aasc"
+    );
+
+    // Descending on a nullable attribute puts nulls first.
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic?sort=started_at:desc&limit=1",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(ids(&reply), ["00000000-0000-0000-0000-000000000000"]);
+
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic?limit=0",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 400);
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic?sort=nope:asc",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 400);
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic?marker=11111111-1111-1111-1111-111111111111",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 400);
+}
+
+#[test]
+fn history_records_only_real_changes() {
+    let server = TestServer::spawn(&[]);
+    let id = "75c44741-cc60-4033-804e-2d3098c7d2e9";
+    create(
+        &server,
+        "generic",
+        json!({"id": id, "user_id": "u1", "project_id": "p1"}),
+    );
+    let path = format!("/v1/resource/generic/{id}");
+    for user in ["u2", "u2", "u3"] {
+        let reply = send(&server, "PATCH", &path, FOOBAR, &json!({"user_id": user}));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json()["user_id"], user);
+    }
+    // An empty patch is an existence check.
+    let reply = send(&server, "PATCH", &path, FOOBAR, &json!({}));
+    assert_eq!(reply.status, 200);
+
+    let reply = send(
+        &server,
+        "GET",
+        &format!("{path}/history"),
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let revisions = reply.json();
+    let users: Vec<&str> = revisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["u1", "u2", "u3"]);
+    // Each revision ends where the next starts; the current one never ends.
+    assert_eq!(revisions[0]["revision_end"], revisions[1]["revision_start"]);
+    assert_eq!(revisions[1]["revision_end"], revisions[2]["revision_start"]);
+    assert_eq!(revisions[2]["revision_end"], Value::Null);
+
+    // Paged history, newest first.
+    let reply = send(
+        &server,
+        "GET",
+        &format!("{path}/history?sort=revision_start:desc&limit=2"),
+        FOOBAR,
+        &Value::Null,
+    );
+    let first: Vec<String> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(first, ["u3", "u2"]);
+    let next = next_link(&server, &reply).expect("a full page links to the next");
+    let reply = send(&server, "GET", &next, FOOBAR, &Value::Null);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json().as_array().unwrap().len(), 1);
+    assert_eq!(reply.json()[0]["user_id"], "u1");
+
+    // Searching history finds old revisions too.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/generic?history=true",
+        FOOBAR,
+        &json!({"=": {"user_id": "u1"}}),
+    );
+    assert_eq!(reply.json().as_array().unwrap().len(), 1);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/generic",
+        FOOBAR,
+        &json!({"=": {"user_id": "u1"}}),
+    );
+    assert_eq!(reply.json().as_array().unwrap().len(), 0);
+
+    let reply = send(
+        &server,
+        "POST",
+        &format!("{path}/history"),
+        FOOBAR,
+        &json!({}),
+    );
+    assert_eq!(reply.status, 405);
+
+    // `history` may also come as a parameter of the Accept header; the
+    // current revision is `@-1` in markers, as in Gnocchi.
+    let accept = [
+        ("Authorization", FOOBAR),
+        ("Accept", "application/json; history=true"),
+    ];
+    let reply = server.request("GET", "/v1/resource/generic", &accept, "");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json().as_array().unwrap().len(), 3);
+    let reply = server.request(
+        "GET",
+        "/v1/resource/generic?history=true&sort=revision_start:desc&limit=1",
+        &accept[..1],
+        "",
+    );
+    assert_eq!(reply.json()[0]["user_id"], "u3");
+    let next = next_link(&server, &reply).unwrap();
+    assert!(next.contains(&format!("marker={id}%40-1")), "{next}");
+    let reply = server.request("GET", &next, &accept[..1], "");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()[0]["user_id"], "u2");
+    let bad = [
+        ("Authorization", FOOBAR),
+        ("Accept", "application/json; details=maybe"),
+    ];
+    assert_eq!(
+        server
+            .request("GET", "/v1/resource/generic", &bad, "")
+            .status,
+        400
+    );
+}
+
+#[test]
+fn attrs_project_lists_and_searches() {
+    let server = TestServer::spawn(&[]);
+    create(&server, "generic", json!({"id": "one", "user_id": "u"}));
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic?attrs=id&attrs=user_id&attrs=nonexistent",
+        FOOBAR,
+        &Value::Null,
+    );
+    let listed = reply.json();
+    let object = listed[0].as_object().unwrap();
+    assert_eq!(object.len(), 2);
+    assert_eq!(object["user_id"], "u");
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/generic?attrs=original_resource_id",
+        FOOBAR,
+        &json!({}),
+    );
+    assert_eq!(reply.json(), json!([{"original_resource_id": "one"}]));
+}
+
+#[test]
+fn conditional_requests_follow_gnocchi() {
+    let server = TestServer::spawn(&[]);
+    let id = "f93450f2-d8a5-4d67-9985-02511241e7d1";
+    let path = format!("/v1/resource/generic/{id}");
+    create(&server, "generic", json!({"id": id}));
+    let reply = send(&server, "GET", &path, FOOBAR, &Value::Null);
+    let etag = reply.header("etag").expect("ETag").to_owned();
+    let modified = reply
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert!(modified.ends_with(" GMT"), "{modified}");
+
+    let get = |headers: &[(&str, &str)]| {
+        let mut all = vec![("Authorization", FOOBAR), ("Accept", "application/json")];
+        all.extend_from_slice(headers);
+        server.request("GET", &path, &all, "")
+    };
+    assert_eq!(get(&[("If-None-Match", &etag)]).status, 304);
+    assert_eq!(get(&[("If-None-Match", "\"other\"")]).status, 200);
+    assert_eq!(get(&[("If-Match", &etag)]).status, 200);
+    assert_eq!(get(&[("If-Match", "\"other\"")]).status, 412);
+    assert_eq!(get(&[("If-Match", "*")]).status, 200);
+    assert_eq!(get(&[("If-Modified-Since", &modified)]).status, 304);
+    assert_eq!(
+        get(&[("If-Modified-Since", "Thu, 01 Jan 2004 00:00:00 GMT")]).status,
+        200
+    );
+    assert_eq!(
+        get(&[("If-Unmodified-Since", "Thu, 01 Jan 2004 00:00:00 GMT")]).status,
+        412
+    );
+
+    let patch = |headers: &[(&str, &str)], body: &str| {
+        let mut all = vec![
+            ("Authorization", FOOBAR),
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
+        ];
+        all.extend_from_slice(headers);
+        server.request("PATCH", &path, &all, body)
+    };
+    assert_eq!(
+        patch(&[("If-None-Match", &etag)], r#"{"user_id": "x"}"#).status,
+        412
+    );
+    assert_eq!(
+        patch(&[("If-Match", "\"other\"")], r#"{"user_id": "x"}"#).status,
+        412
+    );
+    let reply = patch(&[("If-Match", &etag)], r#"{"user_id": "x"}"#);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let new_etag = reply.header("etag").unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    // The old tag no longer matches.
+    assert_eq!(get(&[("If-Match", &etag)]).status, 412);
+    let delete = server.request(
+        "DELETE",
+        &path,
+        &[("Authorization", FOOBAR), ("If-Match", &etag)],
+        "",
+    );
+    assert_eq!(delete.status, 412);
+    let delete = server.request(
+        "DELETE",
+        &path,
+        &[("Authorization", FOOBAR), ("If-Match", &new_etag)],
+        "",
+    );
+    assert_eq!(delete.status, 204);
+}
+
+#[test]
+fn access_is_restricted_to_the_creator() {
+    let server = TestServer::spawn(&[]);
+    create(&server, "generic", json!({"id": "mine"}));
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        FOOBAZ,
+        &json!({"id": "theirs"}),
+    );
+    assert_eq!(reply.status, 201);
+    let theirs = reply.json()["id"].as_str().unwrap().to_owned();
+
+    let reply = send(
+        &server,
+        "GET",
+        &format!("/v1/resource/generic/{theirs}"),
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 403);
+    let reply = send(
+        &server,
+        "PATCH",
+        &format!("/v1/resource/generic/{theirs}"),
+        FOOBAR,
+        &json!({"user_id": "x"}),
+    );
+    assert_eq!(reply.status, 403);
+    let reply = send(&server, "GET", "/v1/resource/generic", FOOBAR, &Value::Null);
+    assert_eq!(reply.json().as_array().unwrap().len(), 1);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/generic",
+        FOOBAR,
+        &json!({}),
+    );
+    assert_eq!(reply.json().as_array().unwrap().len(), 1);
+    let reply = send(&server, "GET", "/v1/resource/generic", ADMIN, &Value::Null);
+    assert_eq!(reply.json().as_array().unwrap().len(), 2);
+    // A batch delete only reaches the caller's resources.
+    let reply = send(
+        &server,
+        "DELETE",
+        "/v1/resource/generic",
+        FOOBAR,
+        &json!({"like": {"original_resource_id": "%"}}),
+    );
+    assert_eq!(reply.json(), json!({"deleted": 1}));
+    let reply = send(
+        &server,
+        "GET",
+        &format!("/v1/resource/generic/{theirs}"),
+        ADMIN,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 200);
+}
+
+#[test]
+fn resource_types_and_typed_resources() {
+    let server = TestServer::spawn(&[]);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource_type",
+        ADMIN,
+        &json!({"name": "host", "attributes": {
+            "host": {"type": "string", "required": true, "max_length": 32},
+            "cpus": {"type": "number", "required": false, "min": 1},
+        }}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(
+        reply.header("location").unwrap(),
+        format!("{}/v1/resource_type/host", server.base_url())
+    );
+    assert_eq!(
+        reply.json(),
+        json!({"name": "host", "state": "active", "attributes": {
+            "host": {"type": "string", "required": true, "min_length": 0, "max_length": 32},
+            "cpus": {"type": "number", "required": false, "min": 1, "max": null},
+        }})
+    );
+    let index = send(&server, "GET", "/v1/resource", FOOBAR, &Value::Null).json();
+    assert_eq!(
+        index["host"],
+        format!("{}/v1/resource/host", server.base_url())
+    );
+
+    create(
+        &server,
+        "host",
+        json!({"id": "h1", "host": "compute1", "cpus": 4}),
+    );
+    create(&server, "host", json!({"id": "h2", "host": "compute2"}));
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/host",
+        FOOBAR,
+        &json!({"id": "h3"}),
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["description"]["detail"], json!(["host"]));
+
+    // A filter string with an empty JSON body.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/host?filter=cpus%20%3E%3D%202",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let found = reply.json();
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["host"], "compute1");
+
+    // Through generic, details brings the type's attributes.
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic?details=true",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert!(reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r.get("host").is_some()));
+    let reply = send(&server, "GET", "/v1/resource/generic", FOOBAR, &Value::Null);
+    assert!(reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r.get("host").is_none()));
+
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/host",
+        FOOBAR,
+        &json!({"=": {"nope": 1}}),
+    );
+    assert_eq!(reply.status, 400);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/host",
+        FOOBAR,
+        &json!({"=": {"cpus": "many"}}),
+    );
+    assert_eq!(reply.status, 400);
+
+    // JSON patch needs its media type.
+    let patch = r#"[{"op": "add", "path": "/attributes/rack", "value": {"type": "string", "required": false}}]"#;
+    let reply = server.request(
+        "PATCH",
+        "/v1/resource_type/host",
+        &[
+            ("Authorization", ADMIN),
+            ("Content-Type", "application/json"),
+        ],
+        patch,
+    );
+    assert_eq!(reply.status, 415);
+    let reply = server.request(
+        "PATCH",
+        "/v1/resource_type/host",
+        &[
+            ("Authorization", ADMIN),
+            ("Content-Type", "application/json-patch+json"),
+        ],
+        patch,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json()["attributes"]["rack"],
+        json!({"type": "string", "required": false, "min_length": 0, "max_length": 256})
+    );
+    let reply = send(
+        &server,
+        "DELETE",
+        "/v1/resource_type/host",
+        ADMIN,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 400);
+    let reply = send(
+        &server,
+        "DELETE",
+        "/v1/resource/host",
+        FOOBAR,
+        &json!({"like": {"host": "compute%"}}),
+    );
+    assert_eq!(reply.json(), json!({"deleted": 2}));
+    let reply = send(
+        &server,
+        "DELETE",
+        "/v1/resource_type/host",
+        ADMIN,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 204);
+}
+
+#[test]
+fn named_metrics_of_a_resource() {
+    let server = TestServer::spawn(&[]);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/archive_policy",
+        ADMIN,
+        &json!({"name": "tiny", "definition": [{"granularity": "1 minute", "points": 5}]}),
+    );
+    assert!(reply.status == 201 || reply.status == 409, "{}", reply.body);
+    let resource = create(
+        &server,
+        "generic",
+        json!({"id": "r1", "metrics": {"cpu": {"archive_policy_name": "tiny", "unit": "%"}}}),
+    );
+    let rid = resource["id"].as_str().unwrap();
+    let cpu = resource["metrics"]["cpu"].as_str().unwrap().to_owned();
+
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic/r1/metric",
+        FOOBAR,
+        &json!({"mem": {"archive_policy_name": "tiny"}}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = reply.json();
+    let mut names: Vec<&str> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["cpu", "mem"]);
+    let listed = send(
+        &server,
+        "GET",
+        "/v1/resource/generic/r1/metric",
+        FOOBAR,
+        &Value::Null,
+    )
+    .json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["resource_id"] == rid));
+
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic/r1/metric/cpu",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["id"], cpu);
+    assert_eq!(reply.json()["unit"], "%");
+    assert_eq!(reply.json()["archive_policy"]["name"], "tiny");
+
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/resource/generic/r1/metric/nope",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["description"], "Metric nope does not exist");
+
+    let reply = send(
+        &server,
+        "DELETE",
+        "/v1/resource/generic/r1/metric/cpu",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 204);
+    let resource = send(
+        &server,
+        "GET",
+        "/v1/resource/generic/r1",
+        FOOBAR,
+        &Value::Null,
+    )
+    .json();
+    assert_eq!(resource["metrics"].as_object().unwrap().len(), 1);
+    // Deleting the resource deletes its metrics.
+    let mem = resource["metrics"]["mem"].as_str().unwrap().to_owned();
+    assert_eq!(
+        send(
+            &server,
+            "DELETE",
+            "/v1/resource/generic/r1",
+            FOOBAR,
+            &Value::Null
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        send(
+            &server,
+            "GET",
+            &format!("/v1/metric/{mem}"),
+            FOOBAR,
+            &Value::Null
+        )
+        .status,
+        404
+    );
+}

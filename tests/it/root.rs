@@ -1,0 +1,96 @@
+//! The version document, the health check and the `/v1` index.
+
+use crate::server::TestServer;
+
+#[test]
+fn root_reports_a_gnocchi_4_build_and_v1() {
+    let server = TestServer::spawn(&[]);
+    let reply = server.get("/");
+    assert_eq!(reply.status, 200);
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let doc = reply.json();
+    let build = doc["build"].as_str().unwrap();
+    let mut parts = build.split('.').map(|p| p.parse::<u32>().unwrap());
+    assert_eq!(parts.next(), Some(4));
+    assert!(
+        parts.next().unwrap() >= 2,
+        "clients need >= 4.2.0, got {build}"
+    );
+    assert_eq!(doc["versions"][0]["id"], "v1.0");
+    assert_eq!(doc["versions"][0]["status"], "CURRENT");
+    assert_eq!(
+        doc["versions"][0]["links"][0]["href"],
+        format!("{}/v1/", server.base_url())
+    );
+}
+
+#[test]
+fn healthcheck_answers_ok() {
+    let server = TestServer::spawn(&[]);
+    assert_eq!(server.get("/healthcheck").status, 200);
+}
+
+#[test]
+fn v1_index_links_are_absolute_and_slashes_are_forgiven() {
+    let server = TestServer::spawn(&[]);
+    let doc = server.get("//v1/").json();
+    let links = doc["links"].as_array().unwrap();
+    assert_eq!(links[0]["rel"], "self");
+    assert!(links
+        .iter()
+        .any(|l| l["rel"] == "metric" && l["href"] == format!("{}/v1/metric", server.base_url())));
+}
+
+#[test]
+fn errors_follow_the_accept_header() {
+    let server = TestServer::spawn(&[]);
+    let plain = server.get("/v1/no-such-thing");
+    assert_eq!(plain.status, 404);
+    assert!(plain.body.starts_with("404 Not Found"), "{}", plain.body);
+
+    let json = server.request(
+        "GET",
+        "/v1/no-such-thing",
+        &[("Accept", "application/json")],
+        "",
+    );
+    assert_eq!(json.status, 404);
+    let doc = json.json();
+    assert_eq!(doc["code"], 404);
+    assert_eq!(doc["title"], "Not Found");
+    assert!(doc["description"].is_string());
+}
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let server = TestServer::spawn(&[]);
+    let reply = server.request("DELETE", "/healthcheck", &[], "");
+    assert_eq!(reply.status, 405);
+    assert!(reply.header("allow").unwrap().contains("GET"));
+}
+
+#[test]
+fn capabilities_list_every_method_and_its_rate() {
+    let server = TestServer::spawn(&[]);
+    let doc = server.get("/v1/capabilities/").json();
+    let methods: Vec<&str> = doc["aggregation_methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for expected in [
+        "mean", "sum", "last", "max", "min", "std", "median", "first", "count",
+    ] {
+        assert!(methods.contains(&expected), "{expected}");
+        assert!(methods.contains(&format!("rate:{expected}").as_str()));
+    }
+    assert!(
+        methods.contains(&"1pct") && methods.contains(&"99pct") && methods.contains(&"rate:95pct")
+    );
+    assert!(!methods.contains(&"100pct") && !methods.contains(&"0pct"));
+    assert_eq!(methods.len(), (9 + 99) * 2);
+}
