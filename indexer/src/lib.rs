@@ -67,6 +67,7 @@ pub use resource_types::{
 };
 pub use resources::{
     resource_uuid, NewResource, Resource, ResourceMetric, ResourceUpdate, SearchOptions,
+    GENERIC_COLUMNS,
 };
 pub use search::{Filter, FilterValue, Op, Pagination, SortKey};
 

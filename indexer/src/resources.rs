@@ -149,7 +149,8 @@ pub struct SearchOptions {
     pub creator: String,
 }
 
-pub(crate) const GENERIC_COLUMNS: &[&str] = &[
+/// The attributes every resource has, whatever its type.
+pub const GENERIC_COLUMNS: &[&str] = &[
     "id",
     "type",
     "creator",

@@ -774,20 +774,6 @@ async fn groupby_params(
     query: &QueryParams,
     type_name: &str,
 ) -> Result<Vec<String>, ApiError> {
-    const GENERIC: &[&str] = &[
-        "id",
-        "type",
-        "creator",
-        "created_by_user_id",
-        "created_by_project_id",
-        "user_id",
-        "project_id",
-        "original_resource_id",
-        "started_at",
-        "ended_at",
-        "revision_start",
-        "revision_end",
-    ];
     let mut groupby: Vec<String> = query
         .all("groupby")
         .flat_map(|g| g.split(','))
@@ -800,10 +786,10 @@ async fn groupby_params(
         return Ok(groupby);
     }
     let resource_type = state.indexer.get_resource_type(type_name).await?;
-    if let Some(bad) = groupby
-        .iter()
-        .find(|g| !GENERIC.contains(&g.as_str()) && !resource_type.attributes.contains_key(*g))
-    {
+    if let Some(bad) = groupby.iter().find(|g| {
+        !indexer::GENERIC_COLUMNS.contains(&g.as_str())
+            && !resource_type.attributes.contains_key(*g)
+    }) {
         return Err(ApiError::bad_request(format!(
             "Invalid groupby attribute: {bad}"
         )));

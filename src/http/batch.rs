@@ -23,7 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::extract::{is_json, Authenticated};
-use super::measures::{accepted, lookup_error};
+use super::measures::{accepted, append, lookup_error};
 use super::measures_body::{measures_error, MeasureList, Measures};
 use super::metric::metric_target;
 use super::query::QueryParams;
@@ -192,17 +192,9 @@ async fn by_metric(
         }
     }
     if !unknown.is_empty() {
-        unknown.sort();
-        return Err(ApiError::bad_request(format!(
-            "Unknown metrics: {}",
-            unknown.join(", ")
-        )));
+        return Err(unknown_metrics(unknown));
     }
-    state
-        .incoming
-        .append(batches)
-        .await
-        .map_err(ApiError::internal)?;
+    append(&state, batches).await?;
     Ok(accepted())
 }
 
@@ -311,16 +303,14 @@ async fn by_resource(
         })));
     }
     if !unknown_metrics.is_empty() {
-        unknown_metrics.sort();
-        return Err(ApiError::bad_request(format!(
-            "Unknown metrics: {}",
-            unknown_metrics.join(", ")
-        )));
+        return Err(self::unknown_metrics(unknown_metrics));
     }
-    state
-        .incoming
-        .append(batches)
-        .await
-        .map_err(ApiError::internal)?;
+    append(&state, batches).await?;
     Ok(accepted())
+}
+
+/// Gnocchi's 400 for metrics a batch names but the index does not have.
+fn unknown_metrics(mut names: Vec<String>) -> ApiError {
+    names.sort();
+    ApiError::bad_request(format!("Unknown metrics: {}", names.join(", ")))
 }

@@ -162,13 +162,7 @@ async fn write(
         let ids = resource_metrics(&state, &caller, &creator, &wanted, metrics.keys()).await?;
         push_batches(&state, &caller, &ids, metrics, &mut batches).await?;
     }
-    if !batches.is_empty() {
-        state
-            .incoming
-            .append(batches)
-            .await
-            .map_err(ApiError::internal)?;
-    }
+    super::measures::append(&state, batches).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

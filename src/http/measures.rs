@@ -103,16 +103,28 @@ async fn add(
         return Err(ApiError::unsupported_media_type());
     }
     let measures = parse_measures(body, now())?;
-    state
-        .incoming
-        .append(vec![MeasureBatch {
+    append(
+        state,
+        vec![MeasureBatch {
             metric: entry.metric.compact_id,
             timestamps: measures.timestamps,
             values: measures.values,
-        }])
-        .await
-        .map_err(ApiError::internal)?;
+        }],
+    )
+    .await?;
     Ok(accepted())
+}
+
+/// Appends checked batches to the incoming store; returns once durable.
+pub(super) async fn append(state: &AppState, batches: Vec<MeasureBatch>) -> Result<(), ApiError> {
+    if batches.is_empty() {
+        return Ok(());
+    }
+    state
+        .incoming
+        .append(batches)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// `202 Accepted` with an empty body: the measures are durable.

@@ -79,12 +79,6 @@ async fn write(
         let ids = resource_metrics(&state, &caller, &creator, &wanted, metrics.keys()).await?;
         push_batches(&state, &caller, &ids, metrics, &mut batches).await?;
     }
-    if !batches.is_empty() {
-        state
-            .incoming
-            .append(batches)
-            .await
-            .map_err(ApiError::internal)?;
-    }
+    super::measures::append(&state, batches).await?;
     Ok(accepted())
 }

@@ -848,9 +848,32 @@ async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = listing_query(raw.as_deref());
-    let (details, history, page) = listing_options(&state, &headers, &query)?;
     state.indexer.get_resource_type(&type_name).await?;
     let policy = policy_filter(&state, &caller, "list resource", &type_name)?;
+    search_page(
+        &state,
+        &caller,
+        &type_name,
+        policy,
+        &headers,
+        &query,
+        &base.join(uri.path()),
+    )
+    .await
+}
+
+/// Runs a listing or search of `type_name` restricted by `filter` and renders
+/// the page, `attrs` projection and `Link` header included.
+pub(super) async fn search_page(
+    state: &AppState,
+    caller: &Authenticated,
+    type_name: &str,
+    filter: Option<Filter>,
+    headers: &HeaderMap,
+    query: &QueryParams,
+    url: &str,
+) -> Result<Response, ApiError> {
+    let (details, history, page) = listing_options(state, headers, query)?;
     let options = SearchOptions {
         history,
         details,
@@ -859,15 +882,15 @@ async fn list(
     };
     let resources = state
         .indexer
-        .search_resources(&type_name, policy.as_ref(), &options)
+        .search_resources(type_name, filter.as_ref(), &options)
         .await
         .map_err(search_error)?;
     Ok(list_response(
         &resources,
-        &requested_attrs(&query),
+        &requested_attrs(query),
         &page,
-        &base.join(uri.path()),
-        &query,
+        url,
+        query,
         history,
     ))
 }

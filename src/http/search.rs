@@ -10,13 +10,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use indexer::SearchOptions;
 
 use super::extract::{Authenticated, BaseUrl};
-use super::resource::{
-    combine, list_response, listing_options, listing_query, policy_filter, request_filter,
-    requested_attrs, search_error,
-};
+use super::resource::{combine, listing_query, policy_filter, request_filter, search_page};
 use super::ApiError;
 use crate::app::AppState;
 
@@ -36,28 +32,17 @@ async fn search(
     state.indexer.get_resource_type(&type_name).await?;
     let query = listing_query(uri.query());
     let asked = request_filter(&headers, &body, &query)?;
-    let (details, history, page) = listing_options(&state, &headers, &query)?;
     let policy = policy_filter(&state, &caller, "search resource", &type_name)?;
-    let filter = combine(policy, asked);
-    let options = SearchOptions {
-        history,
-        details,
-        pagination: page.pagination.clone(),
-        creator: caller.0.creator(),
-    };
-    let resources = state
-        .indexer
-        .search_resources(&type_name, filter.as_ref(), &options)
-        .await
-        .map_err(search_error)?;
-    Ok(list_response(
-        &resources,
-        &requested_attrs(&query),
-        &page,
-        &base.join(uri.path()),
+    search_page(
+        &state,
+        &caller,
+        &type_name,
+        combine(policy, asked),
+        &headers,
         &query,
-        history,
-    ))
+        &base.join(uri.path()),
+    )
+    .await
 }
 
 /// Searching takes a `POST`; an unknown type is still a 404 first.
