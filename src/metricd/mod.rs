@@ -34,6 +34,9 @@ use crate::storage::{AggregateStore, StorageError};
 /// Metrics of one sack applied at once: their object-store round trips overlap.
 const METRICS_IN_FLIGHT: usize = 16;
 
+/// How often the index's planner statistics are refreshed (also once at start).
+const STATISTICS_PERIOD: Duration = Duration::from_secs(3600);
+
 /// How often the janitor looks for deleted metrics.
 const JANITOR_PERIOD: Duration = Duration::from_secs(30);
 
@@ -119,6 +122,8 @@ impl Metricd {
         let mut wakeup = self.incoming.subscribe();
         let mut janitor = tokio::time::interval(JANITOR_PERIOD);
         janitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut statistics = tokio::time::interval(STATISTICS_PERIOD);
+        statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Whatever was left pending before a restart is processed at once.
         self.process_all().await;
         loop {
@@ -134,6 +139,14 @@ impl Metricd {
                 _ = janitor.tick() => {
                     if let Err(err) = self.expunge_deleted().await {
                         tracing::warn!(%err, "janitor pass failed");
+                    }
+                }
+                _ = statistics.tick() => {
+                    // Without fresh statistics SQLite picks poor indexes for
+                    // multi-condition searches (8.7 ms instead of 0.22 ms at
+                    // 20k resources).
+                    if let Err(err) = self.indexer.optimize().await {
+                        tracing::warn!(%err, "refreshing index statistics failed");
                     }
                 }
             }
