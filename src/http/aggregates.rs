@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -1269,15 +1269,7 @@ async fn deprecated_resource(
 }
 
 async fn method_not_allowed() -> Response {
-    let mut response = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "The method specified is not allowed for this resource.",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    response
+    ApiError::method_not_allowed("POST")
 }
 
 #[cfg(test)]

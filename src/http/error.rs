@@ -8,7 +8,7 @@
 //! renders it in the form the client asked for.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use indexer::IndexerError;
@@ -46,6 +46,19 @@ impl ApiError {
              requested. Either you supplied the wrong credentials (e.g., bad password), or your \
              browser does not understand how to supply the credentials required.",
         )
+    }
+
+    /// `405` naming the methods the path does take, as Pecan answers it.
+    pub fn method_not_allowed(allow: &'static str) -> Response {
+        let mut response = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The method specified is not allowed for this resource.",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        response
     }
 
     /// The body is not JSON.
@@ -267,7 +280,6 @@ fn copy_headers(from: &Response, to: &mut Response) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

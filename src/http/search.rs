@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 
@@ -51,13 +51,5 @@ async fn not_allowed(
     Path(type_name): Path<String>,
 ) -> Result<Response, ApiError> {
     state.indexer.get_resource_type(&type_name).await?;
-    let mut response = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "The method specified is not allowed for this resource.",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    Ok(response)
+    Ok(ApiError::method_not_allowed("POST"))
 }
