@@ -20,7 +20,8 @@ use crate::archive_policy::from_record;
 #[derive(Debug)]
 pub struct CachedMetric {
     pub metric: Metric,
-    pub policy: ArchivePolicy,
+    /// Shared so that metricd can hand it to storage work without a copy.
+    pub policy: Arc<ArchivePolicy>,
 }
 
 /// Failures of a cached lookup.
@@ -105,7 +106,10 @@ impl MetricCache {
             name: metric.archive_policy_name.clone(),
             reason: err.to_string(),
         })?;
-        let entry = Arc::new(CachedMetric { metric, policy });
+        let entry = Arc::new(CachedMetric {
+            metric,
+            policy: Arc::new(policy),
+        });
         let mut maps = self.write();
         maps.by_id.insert(entry.metric.id, entry.clone());
         maps.by_seq.insert(entry.metric.compact_id, entry.clone());

@@ -8,8 +8,9 @@
 //! sacks with pending metrics are processed concurrently, each under its own
 //! lock, so no metric's data is ever in two workers at once. Processing one
 //! sack ([`Metricd::process_sack`]) reads the pending batches, applies each
-//! metric's measures to its stored tail and splits
-//! ([`AggregateStore::apply_measures`]), and only then acknowledges the
+//! metric's measures to its stored splits
+//! ([`AggregateStore::stage_measures`]), commits every tail at once
+//! ([`AggregateStore::commit_tails`]), and only then acknowledges the
 //! batches: a crash in between re-reads them, and re-applying is harmless
 //! because a measure at an existing timestamp overwrites it with the same
 //! value.
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{self, FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use indexer::Indexer;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -29,10 +30,7 @@ use uuid::Uuid;
 
 use crate::incoming::{sack_of, Incoming, IncomingError, RoaringBitmap, Sack};
 use crate::metric_cache::{LookupError, MetricCache};
-use crate::storage::{AggregateStore, StorageError};
-
-/// Metrics of one sack applied at once: their object-store round trips overlap.
-const METRICS_IN_FLIGHT: usize = 16;
+use crate::storage::{AggregateStore, StageJob, StorageError};
 
 /// How often the index's planner statistics are refreshed (also once at start).
 const STATISTICS_PERIOD: Duration = Duration::from_secs(3600);
@@ -223,40 +221,33 @@ impl Metricd {
             return Ok(Processed::default());
         }
         let mut pending = self.incoming.read(sack, &metrics).await?;
-        // Metrics are independent: their storage round trips overlap.
-        let applied: Vec<Result<Processed, ProcessError>> = stream::iter(pending.take_measures())
-            .map(|(seq, measures)| async move {
-                let Some(entry) = self.metrics.by_seq(seq).await? else {
-                    // Deleted since the measures were accepted: nothing to keep.
-                    return Ok(Processed::default());
-                };
-                let outcome = self
-                    .storage
-                    .apply_measures(
-                        entry.metric.id,
-                        &entry.policy,
-                        &measures.timestamps,
-                        &measures.values,
-                    )
-                    .await?;
-                Ok(Processed {
-                    metrics: 1,
-                    measures: measures.timestamps.len() as u64,
-                    dropped: outcome.dropped as u64,
-                })
-            })
-            .buffer_unordered(METRICS_IN_FLIGHT)
-            .collect()
-            .await;
+        let mut jobs = Vec::with_capacity(metrics.len() as usize);
+        for (seq, measures) in pending.take_measures() {
+            // A metric deleted since its measures were accepted: nothing to keep.
+            if let Some(entry) = self.metrics.by_seq(seq).await? {
+                jobs.push(StageJob {
+                    metric: entry.metric.id,
+                    policy: entry.policy.clone(),
+                    timestamps: measures.timestamps,
+                    values: measures.values,
+                });
+            }
+        }
+        let counts: Vec<u64> = jobs.iter().map(|j| j.timestamps.len() as u64).collect();
+        // Every metric's splits are staged, then all tails committed
+        // together: the sack pays for two storage syncs, not two per metric.
         let mut done = Processed::default();
-        for result in applied {
+        let mut staged = Vec::with_capacity(jobs.len());
+        for (result, measures) in self.storage.stage_many(jobs).await.into_iter().zip(counts) {
             // Any failure leaves the whole read pending: re-applying what did
             // succeed is harmless.
-            let one = result?;
-            done.metrics += one.metrics;
-            done.measures += one.measures;
-            done.dropped += one.dropped;
+            let tail = result?;
+            done.metrics += 1;
+            done.measures += measures;
+            done.dropped += tail.outcome().dropped as u64;
+            staged.push(tail);
         }
+        self.storage.commit_tails(staged).await?;
         self.incoming.acknowledge(pending).await?;
         self.totals
             .metrics
@@ -286,6 +277,8 @@ impl Metricd {
         self.metrics.evict(id);
         self.incoming.forget(seq).await?;
         self.storage.delete_metric(id).await?;
+        // The index row goes last: while it exists the janitor retries.
+        self.storage.sync().await?;
         self.indexer.expunge_metric(id).await?;
         self.totals.expunged.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -68,6 +68,14 @@ pub enum StorageError {
         /// The granularity asked for, if one was.
         granularity: Option<i64>,
     },
+    /// Flushing written objects to stable storage failed: nothing written
+    /// since the last successful sync can be trusted to survive a crash.
+    #[error("cannot flush the storage to disk")]
+    Sync(#[source] std::io::Error),
+    /// The thread running local storage work failed (a bug, reported
+    /// rather than taking metricd down with it).
+    #[error("storage worker thread failed: {0}")]
+    Worker(String),
     /// The measures given to [`super::AggregateStore::apply_measures`] are
     /// malformed (different numbers of timestamps and values).
     #[error("invalid measures")]

@@ -7,7 +7,11 @@
 //! touches, drop splits wholly before the one holding `last - timespan`,
 //! truncate the tail. Objects are written in an order that makes a crash at
 //! any point harmless: splits first, then expired splits are deleted, the
-//! tail last. Until the tail is written the previous tail is still in place,
+//! tail last, with a [`AggregateStore::sync`] between the splits and the tail
+//! so that the order holds on disk too. [`AggregateStore::stage_measures`]
+//! and [`AggregateStore::commit_tails`] are the two halves, so that metricd
+//! can stage a whole sack's metrics and pay for one sync on each side of
+//! their tails. Until the tail is written the previous tail is still in place,
 //! so applying the same batch again recomputes the same splits; after it is
 //! written, applying the batch again replaces measures by themselves (the
 //! batch wins over the tail on equal timestamps) and recomputes the same
@@ -21,9 +25,14 @@ use carbonara::split::{AggregatedSplit, SplitKey};
 use carbonara::timestamp::floor;
 use carbonara::unaggregated::UnaggregatedTail;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{keys, AggregateStore, StorageError};
+
+/// Metrics staged at once on stores with network round trips.
+const STAGED_IN_FLIGHT: usize = 16;
 
 /// What [`AggregateStore::apply_measures`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +73,34 @@ fn touched_splits(timestamps: &[i64], from: i64, granularity: i64) -> Vec<i64> {
     out
 }
 
+/// The first half of an apply ([`AggregateStore::stage_measures`]): the
+/// splits are written (not necessarily durable yet), the new tail is held
+/// here until [`AggregateStore::commit_tails`] writes it.
+#[derive(Debug)]
+#[must_use = "the tail must be committed, or the measures applied again"]
+pub struct StagedTail {
+    metric: Uuid,
+    /// `None` when the batch changed nothing (all measures dropped).
+    tail: Option<TailBlock>,
+    outcome: ApplyOutcome,
+}
+
+impl StagedTail {
+    /// What the apply did.
+    pub fn outcome(&self) -> ApplyOutcome {
+        self.outcome
+    }
+}
+
+/// One metric's batch for [`AggregateStore::stage_many`].
+#[derive(Debug)]
+pub struct StageJob {
+    pub metric: Uuid,
+    pub policy: Arc<ArchivePolicy>,
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+}
+
 struct ArchivePlan {
     granularity: i64,
     updates: Vec<AggregatedSeries>,
@@ -93,8 +130,32 @@ impl AggregateStore {
         timestamps: &[i64],
         values: &[f64],
     ) -> Result<ApplyOutcome, StorageError> {
+        let staged = self
+            .stage_measures(metric, policy, timestamps, values)
+            .await?;
+        let outcome = staged.outcome;
+        self.commit_tails(vec![staged]).await?;
+        Ok(outcome)
+    }
+
+    /// [`AggregateStore::apply_measures`] up to, not including, the tail:
+    /// the affected splits are written and the expired ones deleted.
+    /// Nothing is durable until [`AggregateStore::commit_tails`] returns;
+    /// until then, and after a crash, the batch must be applied again.
+    pub async fn stage_measures(
+        &self,
+        metric: Uuid,
+        policy: &ArchivePolicy,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> Result<StagedTail, StorageError> {
         let tail_key = keys::tail(metric);
-        let mut tail = match self.read_tail(metric).await? {
+        let stored_tail = self.read_tail(metric).await?;
+        // A metric without a tail has had no apply committed: any split it
+        // has was staged from measures that are all still pending and in
+        // this batch, so it is rebuilt from scratch rather than read.
+        let fresh = stored_tail.is_none();
+        let mut tail = match stored_tail {
             Some(block) => UnaggregatedTail::from_parts(
                 policy.block_size().max(1),
                 policy.back_window(),
@@ -114,7 +175,11 @@ impl AggregateStore {
             ..ApplyOutcome::default()
         };
         let (Some(from), Some(&last)) = (merged.recompute_from, tail.timestamps().last()) else {
-            return Ok(outcome);
+            return Ok(StagedTail {
+                metric,
+                tail: None,
+                outcome,
+            });
         };
 
         let mut scratch = Scratch::new();
@@ -153,11 +218,15 @@ impl AggregateStore {
             .enumerate()
             .flat_map(|(p, plan)| plan.affected.iter().map(move |&s| (p, s)))
             .collect();
-        let stored: Vec<Option<AggregatedSplit>> = stream::iter(wanted.iter().copied())
-            .map(|(p, s)| self.take_split_for_update(metric, plans[p].granularity, s))
-            .buffered(self.concurrency)
-            .try_collect()
-            .await?;
+        let stored: Vec<Option<AggregatedSplit>> = if fresh {
+            vec![None; wanted.len()]
+        } else {
+            stream::iter(wanted.iter().copied())
+                .map(|(p, s)| self.take_split_for_update(metric, plans[p].granularity, s))
+                .buffered(self.concurrency)
+                .try_collect()
+                .await?
+        };
         let mut rewritten = Vec::with_capacity(wanted.len());
         for (&(p, start), existing) in wanted.iter().zip(stored) {
             let plan = &plans[p];
@@ -189,9 +258,69 @@ impl AggregateStore {
 
         tail.truncate();
         let (timestamps, values) = tail.into_parts();
-        self.write_tail(metric, &TailBlock { timestamps, values })
+        Ok(StagedTail {
+            metric,
+            tail: Some(TailBlock { timestamps, values }),
+            outcome,
+        })
+    }
+
+    /// [`AggregateStore::stage_measures`] for many metrics, results in
+    /// the order of `jobs`.
+    ///
+    /// On a local directory the jobs run one after the other on a thread of
+    /// their own, outside the async runtime: object_store then does its
+    /// file I/O inline instead of handing every call to the runtime's
+    /// blocking pool, and those thread hand-offs cost more than the
+    /// aggregation. Other stores keep [`STAGED_IN_FLIGHT`] jobs in flight so
+    /// that their round trips overlap.
+    pub async fn stage_many(&self, jobs: Vec<StageJob>) -> Vec<Result<StagedTail, StorageError>> {
+        if !self.inline_io() {
+            return stream::iter(jobs)
+                .map(|job| async move { self.stage_job(&job).await })
+                .buffered(STAGED_IN_FLIGHT)
+                .collect()
+                .await;
+        }
+        let store = self.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("storage-io".into())
+            .spawn(move || {
+                let staged = futures::executor::block_on(async {
+                    let mut out = Vec::with_capacity(jobs.len());
+                    for job in &jobs {
+                        out.push(store.stage_job(job).await);
+                    }
+                    out
+                });
+                let _ = tx.send(staged);
+            });
+        let failed = |reason: String| vec![Err(StorageError::Worker(reason))];
+        match spawned {
+            Ok(_) => rx.await.unwrap_or_else(|_| failed("it panicked".into())),
+            Err(e) => failed(format!("it cannot start: {e}")),
+        }
+    }
+
+    async fn stage_job(&self, job: &StageJob) -> Result<StagedTail, StorageError> {
+        self.stage_measures(job.metric, &job.policy, &job.timestamps, &job.values)
+            .await
+    }
+
+    /// The second half of applies staged by
+    /// [`AggregateStore::stage_measures`]: makes their splits durable, then
+    /// writes their tails and makes those durable. When this returns the
+    /// measures may be forgotten by the incoming store.
+    pub async fn commit_tails(&self, staged: Vec<StagedTail>) -> Result<(), StorageError> {
+        self.sync().await?;
+        stream::iter(staged)
+            .filter_map(|s| async move { s.tail.map(|tail| (s.metric, tail)) })
+            .map(|(metric, tail)| async move { self.write_tail(metric, &tail).await })
+            .buffer_unordered(self.concurrency)
+            .try_collect::<()>()
             .await?;
-        Ok(outcome)
+        self.sync().await
     }
 
     /// The aggregates of `method` for `GET /v1/metric/{id}/measures`: one

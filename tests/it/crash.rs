@@ -7,13 +7,21 @@
 //! exactly once (a failed request is not retried), so after the last restart
 //! the `count` aggregate must be exactly 1 at every stored timestamp, and
 //! every acknowledged measure must be there with its value as `sum`.
+//!
+//! The same run goes on the embedded stores (local log, local directory) and
+//! on the scale-out ones (Redis with a prefix of its own, an S3 bucket of
+//! its own on the server `bash .ci/s3` starts), which are removed after.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+
 use crate::server::{fresh_data_dir, send, TestServer};
+use crate::storage::{s3_endpoint, s3_request};
 
 const ADMIN: (&str, &str) = ("Authorization", "basic YWRtaW46");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -31,9 +39,68 @@ fn next_pause(state: &mut u64) -> Duration {
 }
 
 #[test]
-fn acknowledged_measures_survive_sigkill_and_are_counted_once() {
+fn acknowledged_measures_survive_sigkill_on_the_embedded_stores() {
+    crash_cycle(&[]);
+}
+
+#[test]
+fn acknowledged_measures_survive_sigkill_on_redis_and_s3() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("gnocchid-crash-{}-{nanos}", std::process::id());
+    let endpoint = s3_endpoint();
+    let status = runtime.block_on(s3_request(&endpoint, "PUT", &format!("/{name}")));
+    assert_eq!(status, 200, "creating bucket {name} at {endpoint}");
+    let redis = std::env::var("GNOCCHID_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let sep = if redis.contains('?') { '&' } else { '?' };
+    let incoming = format!("{redis}{sep}prefix={name}");
+    let storage = format!(
+        "s3://{name}?endpoint={endpoint}&region=us-east-1&access_key_id=test\
+         &secret_access_key=test&allow_http=true"
+    );
+    let outcome = std::panic::catch_unwind(|| {
+        crash_cycle(&["--incoming-url", &incoming, "--storage-url", &storage]);
+    });
+    runtime.block_on(async {
+        let store = gnocchid::storage::AggregateStore::open(&storage).unwrap();
+        let objects = store
+            .object_store()
+            .list(None)
+            .map_ok(|m| m.location)
+            .boxed();
+        let deleted: Vec<_> = store.object_store().delete_stream(objects).collect().await;
+        assert!(deleted.iter().all(Result::is_ok), "emptying bucket {name}");
+        assert!(!deleted.is_empty(), "the server wrote no aggregates to S3");
+        let status = s3_request(&endpoint, "DELETE", &format!("/{name}")).await;
+        assert_eq!(status, 204, "deleting bucket {name}");
+        gnocchid::incoming::RedisIncoming::connect(&incoming, 128)
+            .await
+            .expect("reconnect to Redis for cleanup")
+            .destroy()
+            .await
+            .expect("delete the test's Redis keys");
+    });
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Writes, kills and restarts a server started with `stores` (flags naming
+/// its incoming and storage URLs, none for the embedded defaults), then
+/// checks every acknowledged measure is counted exactly once.
+fn crash_cycle(stores: &[&str]) {
     let data_dir = fresh_data_dir();
-    let server = TestServer::start_in(data_dir.clone(), &["--no-default-archive-policies"]);
+    let mut flags = vec!["--no-default-archive-policies"];
+    flags.extend_from_slice(stores);
+    let flags = &flags[..];
+    let server = TestServer::start_in(data_dir.clone(), flags);
     let policy = server.request(
         "POST",
         "/v1/archive_policy",
@@ -108,7 +175,7 @@ fn acknowledged_measures_survive_sigkill_and_are_counted_once() {
     for _ in 0..KILLS {
         std::thread::sleep(next_pause(&mut seed));
         server.kill();
-        server = TestServer::start_in(data_dir.clone(), &["--no-default-archive-policies"]);
+        server = TestServer::start_in(data_dir.clone(), flags);
         port.store(server.port(), Ordering::Relaxed);
     }
     std::thread::sleep(next_pause(&mut seed));
@@ -117,7 +184,7 @@ fn acknowledged_measures_survive_sigkill_and_are_counted_once() {
         client.join().unwrap();
     }
     server.kill();
-    let server = TestServer::start_in(data_dir.clone(), &["--no-default-archive-policies"]);
+    let server = TestServer::start_in(data_dir.clone(), flags);
 
     let acknowledged = acknowledged.lock().unwrap();
     assert!(

@@ -42,13 +42,13 @@ struct TestStore {
     bucket: Option<(String, String)>,
 }
 
-fn s3_endpoint() -> String {
+pub(crate) fn s3_endpoint() -> String {
     std::env::var("GNOCCHID_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:19000".into())
 }
 
 /// One unauthenticated request to the S3 server (bucket creation and
 /// removal, which object_store does not do); returns the status code.
-async fn s3_request(endpoint: &str, method: &str, path: &str) -> u16 {
+pub(crate) async fn s3_request(endpoint: &str, method: &str, path: &str) -> u16 {
     let url = url::Url::parse(endpoint).expect("GNOCCHID_TEST_S3_ENDPOINT is a URL");
     let host = format!(
         "{}:{}",
