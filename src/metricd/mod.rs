@@ -16,7 +16,10 @@
 //! value.
 //!
 //! `?refresh=true` reads call [`Metricd::process_metric`], which takes the
-//! same sack lock and processes just that metric.
+//! same sack lock and processes just that metric. The locks are a
+//! [`SackLocks`]: a mutex per sack embedded, a shared service scaled out.
+
+mod locks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,13 +27,14 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use indexer::Indexer;
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::incoming::{sack_of, Incoming, IncomingError, RoaringBitmap, Sack};
 use crate::metric_cache::{LookupError, MetricCache};
 use crate::storage::{AggregateStore, StageJob, StorageError};
+
+pub use locks::{InProcessLocks, LockError, SackGuard, SackLocks};
 
 /// How often the index's planner statistics are refreshed (also once at start).
 const STATISTICS_PERIOD: Duration = Duration::from_secs(3600);
@@ -49,6 +53,8 @@ pub enum ProcessError {
     Lookup(#[from] LookupError),
     #[error("index: {0}")]
     Indexer(#[from] indexer::IndexerError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// Figures of one processing pass.
@@ -67,8 +73,8 @@ pub struct Metricd {
     storage: AggregateStore,
     indexer: Indexer,
     metrics: Arc<MetricCache>,
-    /// One lock per sack: the in-process form of "who processes this sack".
-    sacks: Vec<Mutex<()>>,
+    /// Who processes which sack.
+    locks: Arc<dyn SackLocks>,
     workers: usize,
     totals: Totals,
 }
@@ -89,7 +95,7 @@ impl Metricd {
         indexer: Indexer,
         metrics: Arc<MetricCache>,
     ) -> Self {
-        let sacks = (0..incoming.sack_count()).map(|_| Mutex::new(())).collect();
+        let locks = Arc::new(InProcessLocks::new(incoming.sack_count()));
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -99,7 +105,7 @@ impl Metricd {
             storage,
             indexer,
             metrics,
-            sacks,
+            locks,
             workers,
             totals: Totals::default(),
         }
@@ -212,7 +218,7 @@ impl Metricd {
         sack: Sack,
         only: Option<RoaringBitmap>,
     ) -> Result<Processed, ProcessError> {
-        let _held = self.sacks[sack.0 as usize].lock().await;
+        let _held = self.locks.lock(sack).await?;
         let mut metrics = self.incoming.pending(sack).await?;
         if let Some(only) = &only {
             metrics &= only;
@@ -273,7 +279,7 @@ impl Metricd {
 
     async fn expunge(&self, id: Uuid, seq: u32) -> Result<(), ProcessError> {
         let sack = sack_of(seq, self.incoming.sack_count());
-        let _held = self.sacks[sack.0 as usize].lock().await;
+        let _held = self.locks.lock(sack).await?;
         self.metrics.evict(id);
         self.incoming.forget(seq).await?;
         self.storage.delete_metric(id).await?;
