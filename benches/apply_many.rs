@@ -8,14 +8,22 @@
 //! The split cache has its default size, so most split reads miss as in a
 //! server with that many metrics.
 //!
-//! `CARGO_TARGET_DIR=/var/tmp/t-perf cargo bench -p gnocchid --bench apply_many -- --ignored --nocapture`
+//! `APPLY_STORE=file` puts the aggregates in a temporary directory instead
+//! and applies as metricd does: a sack's worth of metrics (`APPLY_SACK`,
+//! default 78, i.e. 10,000 metrics over 128 sacks) staged together, then
+//! their tails committed with the two syncs.
+//!
+//! `cargo test --release --bench apply_many -- --ignored --nocapture` (`cargo bench`
+//! runs only benchmarks, and this harness is an ignored test)
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use carbonara::aggregation::Method;
 use carbonara::archive_policy::{ArchivePolicy, ArchivePolicyItem};
-use gnocchid::storage::AggregateStore;
+use std::sync::Arc;
+
+use gnocchid::storage::{AggregateStore, StageJob};
 use uuid::Uuid;
 
 const S: i64 = 1_000_000_000;
@@ -66,8 +74,15 @@ fn apply_many_metrics() {
         .enable_all()
         .build()
         .unwrap();
-    let policy = medium();
-    let store = AggregateStore::open("memory://").unwrap();
+    let sack = env("APPLY_SACK", 78);
+    let policy = Arc::new(medium());
+    let dir = tempfile::tempdir().unwrap();
+    let local = std::env::var("APPLY_STORE").is_ok_and(|v| v == "file");
+    let store = if local {
+        AggregateStore::open(dir.path().to_str().unwrap()).unwrap()
+    } else {
+        AggregateStore::open("memory://").unwrap()
+    };
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut cents: Vec<i64> = vec![10_000; metrics];
     rt.block_on(async {
@@ -75,9 +90,9 @@ fn apply_many_metrics() {
             let t = T0 + round as i64 * 100 * 60 * S;
             let ts: Vec<i64> = (0..100).map(|i| t + i * 60 * S).collect();
             let (c0, w0) = (cpu_seconds(), Instant::now());
-            let mut vs = Vec::with_capacity(100);
+            let mut jobs = Vec::with_capacity(sack);
             for (m, c) in cents.iter_mut().enumerate() {
-                vs.clear();
+                let mut vs = Vec::with_capacity(100);
                 for _ in 0..100 {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
@@ -85,10 +100,17 @@ fn apply_many_metrics() {
                     *c += (rng % 201) as i64 - 100;
                     vs.push(*c as f64 / 100.0);
                 }
-                store
-                    .apply_measures(Uuid::from_u128(m as u128 + 1), &policy, &ts, &vs)
-                    .await
-                    .unwrap();
+                jobs.push(StageJob {
+                    metric: Uuid::from_u128(m as u128 + 1),
+                    policy: policy.clone(),
+                    timestamps: ts.clone(),
+                    values: vs,
+                });
+                if jobs.len() == sack || m + 1 == metrics {
+                    let staged = store.stage_many(std::mem::take(&mut jobs)).await;
+                    let staged = staged.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+                    store.commit_tails(staged).await.unwrap();
+                }
             }
             let (cpu, wall) = (cpu_seconds() - c0, w0.elapsed().as_secs_f64());
             let calls = metrics as f64;

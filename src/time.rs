@@ -276,26 +276,70 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
 /// Appends `nanos` as Gnocchi writes it: `2015-03-06T14:33:57+00:00`, with
 /// `.ffffff` when the timestamp has sub-second microseconds.
 pub fn write_iso8601(out: &mut Vec<u8>, nanos: i64) {
-    let seconds = nanos.div_euclid(NANOS_PER_SECOND);
-    let micros = nanos.rem_euclid(NANOS_PER_SECOND) / 1000;
-    let days = seconds.div_euclid(SECONDS_PER_DAY);
-    let of_day = seconds.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let (month, day) = (month as u32, day as u32);
-    let mut buffer = *b"0000-00-00T00:00:00";
-    put_digits(&mut buffer[0..4], year.clamp(0, 9999) as u32);
-    put_digits(&mut buffer[5..7], month);
-    put_digits(&mut buffer[8..10], day);
-    put_digits(&mut buffer[11..13], (of_day / 3600) as u32);
-    put_digits(&mut buffer[14..16], (of_day / 60 % 60) as u32);
-    put_digits(&mut buffer[17..19], (of_day % 60) as u32);
-    out.extend_from_slice(&buffer);
-    if micros != 0 {
-        let mut fraction = *b".000000";
-        put_digits(&mut fraction[1..], micros as u32);
-        out.extend_from_slice(&fraction);
+    IsoWriter::new().write(out, nanos);
+}
+
+/// Longest [`write_iso8601`] text: `2015-03-06T14:33:57.123456+00:00`.
+pub const ISO_MAX_LEN: usize = 32;
+
+/// [`write_iso8601`] for many timestamps in a row (a measures response):
+/// the date part is computed once per day rather than once per point,
+/// which was a third of the time spent formatting a day of 1 s points.
+#[derive(Debug, Clone)]
+pub struct IsoWriter {
+    day: i64,
+    date: [u8; 11],
+}
+
+impl Default for IsoWriter {
+    fn default() -> Self {
+        Self::new()
     }
-    out.extend_from_slice(b"+00:00");
+}
+
+impl IsoWriter {
+    pub fn new() -> IsoWriter {
+        IsoWriter {
+            day: i64::MIN,
+            date: *b"0000-00-00T",
+        }
+    }
+
+    /// Appends `nanos` formatted as [`write_iso8601`] does.
+    pub fn write(&mut self, out: &mut Vec<u8>, nanos: i64) {
+        let mut text = [0; ISO_MAX_LEN];
+        let len = self.write_into(&mut text, nanos);
+        out.extend_from_slice(&text[..len]);
+    }
+
+    /// Writes `nanos` at the start of `out`, returning the length: rows of
+    /// a response are assembled on the stack and appended once.
+    pub fn write_into(&mut self, out: &mut [u8; ISO_MAX_LEN], nanos: i64) -> usize {
+        let seconds = nanos.div_euclid(NANOS_PER_SECOND);
+        let micros = nanos.rem_euclid(NANOS_PER_SECOND) / 1000;
+        let days = seconds.div_euclid(SECONDS_PER_DAY);
+        let of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+        if days != self.day {
+            let (year, month, day) = civil_from_days(days);
+            put_digits(&mut self.date[0..4], year.clamp(0, 9999) as u32);
+            put_digits(&mut self.date[5..7], month as u32);
+            put_digits(&mut self.date[8..10], day as u32);
+            self.day = days;
+        }
+        out[..11].copy_from_slice(&self.date);
+        out[11..19].copy_from_slice(b"00:00:00");
+        put_digits(&mut out[11..13], (of_day / 3600) as u32);
+        put_digits(&mut out[14..16], (of_day / 60 % 60) as u32);
+        put_digits(&mut out[17..19], (of_day % 60) as u32);
+        let mut len = 19;
+        if micros != 0 {
+            out[19] = b'.';
+            put_digits(&mut out[20..26], micros as u32);
+            len = 26;
+        }
+        out[len..len + 6].copy_from_slice(b"+00:00");
+        len + 6
+    }
 }
 
 /// The [`write_iso8601`] form as a `String`, for JSON documents built with serde.
@@ -405,6 +449,29 @@ mod tests {
             parse_timestamp(RawTimestamp::Number(-1.0), T),
             Err(TimestampError::BeforeEpoch)
         );
+    }
+
+    #[test]
+    fn a_reused_writer_matches_a_fresh_one() {
+        let mut writer = IsoWriter::new();
+        let mut reused = Vec::new();
+        let mut fresh = Vec::new();
+        // Across days, months, a leap day, back in time and sub-seconds.
+        let mut t = 1_330_473_600 * NANOS_PER_SECOND - 5 * NANOS_PER_SECOND;
+        for step in [1, 86_399, 2, 86_400 * 31, -86_400 * 40, 1] {
+            t += step * NANOS_PER_SECOND + step.rem_euclid(3) * 1_500;
+            writer.write(&mut reused, t);
+            write_iso8601(&mut fresh, t);
+            reused.push(b' ');
+            fresh.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8(reused).unwrap(),
+            String::from_utf8(fresh).unwrap()
+        );
+        let mut one = Vec::new();
+        write_iso8601(&mut one, 1_330_473_600 * NANOS_PER_SECOND);
+        assert_eq!(one, b"2012-02-29T00:00:00+00:00");
     }
 
     #[test]

@@ -265,26 +265,82 @@ impl AggregatedSplit {
 
     /// The points of `method` in this split, if it has a column.
     pub fn series(&self, method: Method) -> Option<AggregatedSeries> {
-        let column = self.columns.get(&method)?;
         let mut ts = Vec::new();
         let mut vs = Vec::new();
-        for (w, &occupied) in self.occupied.iter().enumerate() {
-            if occupied == 0 {
-                continue;
-            }
-            for (slot, &v) in column.iter().enumerate().skip(w * 64).take(64) {
-                if !v.is_nan() {
-                    ts.push(self.key.slot_timestamp(slot));
-                    vs.push(v);
-                }
-            }
-        }
+        self.append_points(method, i64::MIN, i64::MAX, &mut ts, &mut vs)?;
         Some(AggregatedSeries::from_parts_unchecked(
             self.key.granularity,
             method,
             ts,
             vs,
         ))
+    }
+
+    /// Timestamp of the latest point of `method` in this split, if any.
+    pub fn last_timestamp(&self, method: Method) -> Option<i64> {
+        let column = self.columns.get(&method)?;
+        for (w, &occupied) in self.occupied.iter().enumerate().rev() {
+            if occupied == 0 {
+                continue;
+            }
+            let words = &column[w * 64..((w + 1) * 64).min(SLOTS)];
+            if let Some(slot) = words.iter().rposition(|v| !v.is_nan()) {
+                return Some(self.key.slot_timestamp(w * 64 + slot));
+            }
+        }
+        None
+    }
+
+    /// Appends the points of `method` with `from <= t < until` to `ts` and
+    /// `vs`, in order; `None` if the split has no column for `method`.
+    /// Readers concatenating consecutive splits get one sorted series
+    /// without an intermediate copy per split.
+    pub fn append_points(
+        &self,
+        method: Method,
+        from: i64,
+        until: i64,
+        ts: &mut Vec<i64>,
+        vs: &mut Vec<f64>,
+    ) -> Option<()> {
+        let column = self.columns.get(&method)?;
+        let first = if from <= self.key.start {
+            0
+        } else {
+            // The first slot whose timestamp is at or after `from`.
+            match self.key.slot(from) {
+                Some(slot) if self.key.slot_timestamp(slot) < from => slot + 1,
+                Some(slot) => slot,
+                None => SLOTS,
+            }
+        };
+        let end = if until >= self.key.end() {
+            SLOTS
+        } else if until <= self.key.start {
+            0
+        } else {
+            // `until` is exclusive: its own slot is kept only when `until`
+            // lies past the slot's start.
+            let slot = self.key.slot(until).unwrap_or(SLOTS);
+            if self.key.slot_timestamp(slot) < until {
+                slot + 1
+            } else {
+                slot
+            }
+        };
+        for (w, &occupied) in self.occupied.iter().enumerate() {
+            let (lo, hi) = ((w * 64).max(first), ((w + 1) * 64).min(end));
+            if occupied == 0 || lo >= hi {
+                continue;
+            }
+            for (slot, &v) in column[lo..hi].iter().enumerate() {
+                if !v.is_nan() {
+                    ts.push(self.key.slot_timestamp(lo + slot));
+                    vs.push(v);
+                }
+            }
+        }
+        Some(())
     }
 
     /// The codec's view: slots where any method has a value are present;

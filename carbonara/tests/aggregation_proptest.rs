@@ -306,6 +306,32 @@ proptest! {
         }
     }
 
+    /// A split's points in any window, appended in place, are the series'
+    /// points in that window (bounds anywhere, aligned or not).
+    #[test]
+    fn append_points_matches_series_range(
+        points in measures(),
+        g in granularity(),
+        m in method(),
+        from in -10_000i64..16_000,
+        len in 0i64..20_000,
+    ) {
+        let (ts, vs) = split_vec(&points);
+        let mut scratch = Scratch::new();
+        let series = AggregatedSeries::compute(&ts, &vs, g, m, &mut scratch).unwrap();
+        let (from, until) = (from * S + 123, (from + len) * S);
+        let (want_ts, want_vs) = series.range(Some(from), Some(until));
+        let (mut got_ts, mut got_vs) = (Vec::new(), Vec::new());
+        for split in split_series(std::slice::from_ref(&series)).unwrap() {
+            split.append_points(m, from, until, &mut got_ts, &mut got_vs).unwrap();
+        }
+        prop_assert_eq!(&got_ts[..], want_ts);
+        prop_assert_eq!(
+            got_vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want_vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+
     /// Resampling an aggregated series equals naive regrouping of its points.
     #[test]
     fn resample_matches_naive(points in measures(), factor in 1i64..30, m in method(), agg in method()) {

@@ -39,7 +39,7 @@ use crate::aggregates::parse::{Node, Operations, RowAgg, Sampling};
 use crate::aggregates::AggregatesError;
 use crate::app::AppState;
 use crate::metric_cache::{CachedMetric, LookupError};
-use crate::time::{now, parse_timestamp, write_iso8601, RawTimestamp};
+use crate::time::{now, parse_timestamp, IsoWriter, RawTimestamp};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -491,6 +491,7 @@ fn write_rows(out: &mut Vec<u8>, any: &mut bool, block: &Block, values: &[f64], 
             label.extend_from_slice(format!("\"{grouping}\"").as_bytes());
         }
     }
+    let mut iso = IsoWriter::new();
     for (&timestamp, &value) in block.timestamps.iter().zip(values) {
         if drop_nan && !value.is_finite() {
             continue;
@@ -500,7 +501,7 @@ fn write_rows(out: &mut Vec<u8>, any: &mut bool, block: &Block, values: &[f64], 
         }
         *any = true;
         out.extend_from_slice(b"[\"");
-        write_iso8601(out, timestamp);
+        iso.write(out, timestamp);
         out.extend_from_slice(b"\", ");
         out.extend_from_slice(&label);
         out.extend_from_slice(b", ");

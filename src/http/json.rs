@@ -82,6 +82,12 @@ impl Formatter for PythonFormatter {
     }
 }
 
+/// Magnitudes for which ryu's shortest form is already Python's `repr`:
+/// both write fixed notation there (Python from 1e-4, ryu from 1e-5; both
+/// up to 1e16) with the same digits and a `.0` on integers.
+const RYU_FIXED_MIN: f64 = 1e-4;
+const RYU_FIXED_MAX: f64 = 1e16;
+
 /// A float as Python's `repr` writes it in JSON: shortest round-trip digits,
 /// fixed notation for decimal exponents in [-4, 16), else `1e+22` style;
 /// `NaN` and `Infinity` bare.
@@ -101,6 +107,10 @@ pub(crate) fn write_python_float<W: ?Sized + io::Write>(
     }
     let mut buffer = ryu::Buffer::new();
     let shortest = buffer.format_finite(value);
+    if (RYU_FIXED_MIN..RYU_FIXED_MAX).contains(&value.abs()) {
+        // Where ryu and Python both use fixed notation their text is the same.
+        return writer.write_all(shortest.as_bytes());
+    }
     let mut out = [0_u8; 40];
     let len = python_repr(shortest.as_bytes(), &mut out);
     writer.write_all(&out[..len])
@@ -221,6 +231,38 @@ mod tests {
             dumps(&json!({"name": "medium", "points": [1, 2.5, null]})),
             r#"{"name": "medium", "points": [1, 2.5, null]}"#
         );
+    }
+
+    #[test]
+    fn ryus_fixed_range_is_pythons() {
+        let check = |value: f64| {
+            let mut buffer = ryu::Buffer::new();
+            let shortest = buffer.format_finite(value);
+            let mut out = [0_u8; 40];
+            let len = python_repr(shortest.as_bytes(), &mut out);
+            let mut fast = Vec::new();
+            write_python_float(&mut fast, value).unwrap();
+            assert_eq!(fast, &out[..len], "{value:e}");
+        };
+        let mut bits = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..200_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            let value = f64::from_bits(bits);
+            if value.is_finite() {
+                check(value);
+                // Magnitudes around the range, and short decimals.
+                check(value.abs().fract() * 1e-3);
+                check((bits % 2_000_000) as f64 / 100.0 - 10_000.0);
+            }
+        }
+        for exponent in -8..20 {
+            let p = 10f64.powi(exponent);
+            for value in [p, p.next_up(), p.next_down(), -p, 1.5 * p, 9.99 * p] {
+                check(value);
+            }
+        }
     }
 
     #[test]

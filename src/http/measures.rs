@@ -23,7 +23,7 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::incoming::MeasureBatch;
 use crate::metric_cache::CachedMetric;
-use crate::time::{now, parse_timestamp, write_iso8601, RawTimestamp};
+use crate::time::{now, parse_timestamp, IsoWriter, RawTimestamp, ISO_MAX_LEN};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -341,17 +341,31 @@ fn write_rows(
             label.extend_from_slice(format!("\"{grouping}\"").as_bytes());
         }
     }
+    // Each row is assembled on the stack and appended once: six small
+    // appends per row cost more than formatting it.
+    let mut iso = IsoWriter::new();
+    let mut text = [0_u8; ISO_MAX_LEN];
+    let mut row = [0_u8; 160];
     for (&timestamp, &value) in timestamps.iter().zip(values) {
+        let mut len = 0;
+        let mut put = |row: &mut [u8; 160], bytes: &[u8]| {
+            row[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
         if !*first {
-            body.extend_from_slice(b", ");
+            put(&mut row, b", ");
         }
         *first = false;
-        body.extend_from_slice(b"[\"");
-        write_iso8601(body, timestamp);
-        body.extend_from_slice(b"\", ");
-        body.extend_from_slice(&label);
-        body.extend_from_slice(b", ");
-        let _ = write_python_float(body, value);
-        body.push(b']');
+        put(&mut row, b"[\"");
+        let n = iso.write_into(&mut text, timestamp);
+        put(&mut row, &text[..n]);
+        put(&mut row, b"\", ");
+        put(&mut row, &label);
+        put(&mut row, b", ");
+        let mut rest = &mut row[len..];
+        let _ = write_python_float(&mut rest, value);
+        len = 160 - rest.len();
+        row[len] = b']';
+        body.extend_from_slice(&row[..=len]);
     }
 }

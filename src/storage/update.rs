@@ -389,40 +389,34 @@ impl AggregateStore {
         let listed = self.splits_in_range(metric, g, from, None).await?;
         let in_range = listed.partition_point(|&s| stop.is_none_or(|t| s < t));
         let splits = self.read_split_set(metric, g, &listed[..in_range]).await?;
-        // Splits come sorted and disjoint: their points concatenate in order.
-        let (mut ts, mut vs) = (Vec::new(), Vec::new());
-        for split in &splits {
-            if let Some(part) = split.series(method) {
-                ts.extend_from_slice(part.timestamps());
-                vs.extend_from_slice(part.values());
-            }
-        }
-        let series =
-            AggregatedSeries::from_parts(g, method, ts, vs).map_err(|e| corrupt(e.into()))?;
 
         let mut lo = from.unwrap_or(i64::MIN);
         if let Some(span) = item.timespan() {
             // The archive's latest point for this method, which may lie
-            // after `stop`: walk back from the latest split.
+            // after `stop`: walk back from the latest split, then within
+            // the range read.
+            let last_of = |split: &AggregatedSplit| split.last_timestamp(method);
             let mut latest = None;
             for &s in listed[in_range..].iter().rev() {
                 if let Some(split) = self.read_split(metric, g, s).await? {
-                    if let Some(t) = split
-                        .series(method)
-                        .and_then(|ser| ser.timestamps().last().copied())
-                    {
-                        latest = Some(t);
+                    latest = last_of(&split);
+                    if latest.is_some() {
                         break;
                     }
                 }
             }
-            if let Some(last) = latest.or_else(|| series.timestamps().last().copied()) {
+            let latest = latest.or_else(|| splits.iter().rev().find_map(|s| last_of(s)));
+            if let Some(last) = latest {
                 lo = lo.max(last.saturating_sub(span).saturating_add(1));
             }
         }
-        let (ts, vs) = series.range(Some(lo), stop);
-        AggregatedSeries::from_parts(g, method, ts.to_vec(), vs.to_vec())
-            .map_err(|e| corrupt(e.into()))
+        // Splits come sorted and disjoint: their points in [lo, stop)
+        // concatenate in order, copied once.
+        let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        for split in &splits {
+            split.append_points(method, lo, stop.unwrap_or(i64::MAX), &mut ts, &mut vs);
+        }
+        AggregatedSeries::from_parts(g, method, ts, vs).map_err(|e| corrupt(e.into()))
     }
 }
 
