@@ -1,7 +1,8 @@
 //! The HTTP API: Gnocchi's REST API v1 on axum. The only module that imports axum.
 //!
 //! [`router`] builds the whole application without a socket (tests drive it
-//! with `oneshot`); [`serve`] puts it on a listener. Paths are normalised before
+//! with `oneshot`); [`serve`] puts it on a listener. Every request is bounded
+//! by `--request-timeout` (see the `timeout` module). Paths are normalised before
 //! routing, because Gnocchi clients send `//name` and trailing slashes that
 //! Pecan accepted.
 
@@ -25,6 +26,7 @@ mod resource_type;
 mod root;
 mod search;
 mod status;
+mod timeout;
 mod validate;
 
 use std::future::Future;
@@ -64,6 +66,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(prometheus::routes())
         .fallback(|| async { ApiError::no_route() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Inside `negotiate`, so a timeout is rendered as the client asked.
+        .layer(middleware::from_fn_with_state(
+            state.config.request_timeout,
+            timeout::limit,
+        ))
         .layer(middleware::from_fn(error::negotiate))
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .with_state(state)

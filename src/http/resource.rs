@@ -32,6 +32,7 @@ use super::validate::Invalid;
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
 use crate::auth::Target;
+use crate::config::AuthMode;
 use crate::time::{iso8601, parse_timestamp, RawTimestamp};
 
 /// Gnocchi's default order of resource listings and searches.
@@ -257,15 +258,26 @@ pub(super) fn requested_attrs(query: &QueryParams) -> Vec<String> {
     query.all("attrs").map(str::to_owned).collect()
 }
 
-/// Restricts what non-admins see, as Gnocchi's policy filter does: when the
+/// Restricts what non-admins reach, as Gnocchi's policy filter does: when the
 /// rule does not allow `action` on every resource of the type, only the
 /// resources the caller created or whose project is the caller's.
+///
+/// Gnocchi computes that filter only with project-aware identities (its
+/// Keystone and `noauth` helpers); its basic and remote-user helpers return
+/// no filter, so there every caller lists and searches every resource, and
+/// reading one still checks `get resource`. We follow that for listing and
+/// searching. A batch delete (`delete resources`) stays restricted to what
+/// the caller may delete in every mode: Gnocchi would let any basic-auth user
+/// delete everyone's resources, which no operator wants.
 pub(super) fn policy_filter(
     state: &AppState,
     caller: &Authenticated,
     action: &str,
     type_name: &str,
 ) -> Result<Option<Filter>, ApiError> {
+    if state.config.auth_mode != AuthMode::Noauth && action != "delete resources" {
+        return Ok(None);
+    }
     let base = || Target::new().with("resource_type", Some(type_name));
     if state.policy.allows(action, &caller.0, &base()) {
         return Ok(None);
