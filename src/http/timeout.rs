@@ -26,11 +26,7 @@ use axum::response::{IntoResponse, Response};
 use super::ApiError;
 
 /// Runs the rest of the stack for at most `limit`.
-pub(super) async fn limit(
-    State(limit): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {

@@ -94,3 +94,24 @@ fn capabilities_list_every_method_and_its_rate() {
     assert!(!methods.contains(&"100pct") && !methods.contains(&"0pct"));
     assert_eq!(methods.len(), (9 + 99) * 2);
 }
+
+#[test]
+fn request_timeout_takes_a_positive_span() {
+    // A valid span starts a server that answers normally.
+    let server = TestServer::spawn(&["--request-timeout", "2min"]);
+    assert_eq!(server.get("/healthcheck").status, 200);
+
+    for bad in ["0", "-5s", "soon"] {
+        // Were the value accepted, the unusable data directory would make
+        // the server exit at once instead of serving.
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gnocchid"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--data-dir", "/proc/gnocchid-no-such-dir"])
+            .arg(format!("--request-timeout={bad}"))
+            .output()
+            .expect("gnocchid runs");
+        assert!(!output.status.success(), "--request-timeout {bad} accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--request-timeout"), "{stderr}");
+    }
+}
