@@ -7,12 +7,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use carbonara::aggregation::{Method, Scratch};
 use carbonara::calendar::{resample_calendar, CalendarGrouping};
 use carbonara::timespan::{format_seconds, parse_timespan};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{is_json, Authenticated};
 use super::json::write_python_float;
@@ -25,13 +25,10 @@ use crate::incoming::MeasureBatch;
 use crate::metric_cache::CachedMetric;
 use crate::time::{now, parse_timestamp, write_iso8601, RawTimestamp};
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/metric/{id}/measures", post(add_by_id).get(get_by_id))
-        .route(
-            "/v1/resource/{type}/{resource}/metric/{name}/measures",
-            post(add_by_name).get(get_by_name),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(add_by_id, get_by_id))
+        .routes(routes!(add_by_name, get_by_name))
 }
 
 /// The metric a measures route names, checked against `action`.
@@ -71,6 +68,21 @@ pub(super) fn lookup_error(error: crate::metric_cache::LookupError) -> ApiError 
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/metric/{id}/measures",
+    tag = "metric",
+    params(("id" = String, Path, description = "Metric UUID")),
+    request_body = Vec<super::openapi::Measure>,
+    responses(
+        (status = 202, description = "Accepted and durable; aggregated in the background"),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such metric", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+    )
+)]
 async fn add_by_id(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -82,6 +94,21 @@ async fn add_by_id(
     add(&state, &entry, &headers, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/resource/{type}/{id}/metric/{name}/measures",
+    tag = "metric",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource")),
+    request_body = Vec<super::openapi::Measure>,
+    responses(
+        (status = 202, description = "Accepted and durable; aggregated in the background"),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+    )
+)]
 async fn add_by_name(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -136,6 +163,19 @@ pub(super) fn accepted() -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/metric/{id}/measures",
+    tag = "metric",
+    params(("id" = String, Path, description = "Metric UUID"), super::openapi::MeasuresParams),
+    responses(
+        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<super::openapi::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such metric, or no such aggregation method or granularity in its policy", body = super::openapi::ErrorBody)
+    )
+)]
 async fn get_by_id(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -146,6 +186,19 @@ async fn get_by_id(
     get(&state, &entry, &QueryParams::parse(raw.as_deref())).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/metric/{name}/measures",
+    tag = "metric",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource"), super::openapi::MeasuresParams),
+    responses(
+        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<super::openapi::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource, metric, aggregation method or granularity", body = super::openapi::ErrorBody)
+    )
+)]
 async fn get_by_name(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

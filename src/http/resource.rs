@@ -14,14 +14,14 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use indexer::{
     Filter, FilterValue, IndexerError, MetricFilter, MetricStatus, NewResource, Op, Pagination,
     Resource, ResourceMetric, ResourceType, ResourceUpdate, SearchOptions, SortKey,
 };
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Authenticated, BaseUrl};
@@ -41,26 +41,14 @@ const DEFAULT_SORT: &[&str] = &["revision_start:asc", "started_at:asc"];
 /// Longest unit Gnocchi stores for a metric.
 const MAX_UNIT_LEN: usize = 31;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/resource", get(index))
-        .route(
-            "/v1/resource/{type}",
-            get(list).post(create).delete(remove_many),
-        )
-        .route(
-            "/v1/resource/{type}/{id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route("/v1/resource/{type}/{id}/history", get(history))
-        .route(
-            "/v1/resource/{type}/{id}/metric",
-            get(metrics).post(add_metrics),
-        )
-        .route(
-            "/v1/resource/{type}/{id}/metric/{name}",
-            get(show_metric).delete(remove_metric),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(list, create, remove_many))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(history))
+        .routes(routes!(metrics, add_metrics))
+        .routes(routes!(show_metric, remove_metric))
 }
 
 fn datetime(value: &DateTime<Utc>) -> Value {
@@ -695,6 +683,14 @@ fn parse_fields(
 // Handlers.
 
 /// The resource types and the URL listing each.
+#[utoipa::path(
+    get,
+    path = "/v1/resource",
+    tag = "resource",
+    responses(
+        (status = 200, description = "The URL listing each resource type, by type name", body = std::collections::BTreeMap<String, String>)
+    )
+)]
 async fn index(State(state): State<Arc<AppState>>, base: BaseUrl) -> Result<Json<Value>, ApiError> {
     let types = state.indexer.list_resource_types().await?;
     let links: Map<String, Value> = types
@@ -707,6 +703,22 @@ async fn index(State(state): State<Arc<AppState>>, base: BaseUrl) -> Result<Json
     Ok(Json(Value::Object(links)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/resource/{type}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)")),
+    request_body = super::openapi::ResourceCreate,
+    responses(
+        (status = 201, description = "Created; `Location`, `ETag` and `Last-Modified` set", body = super::openapi::Resource),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody),
+        (status = 409, description = "A resource with that id already exists", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -770,6 +782,20 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    responses(
+        (status = 200, description = "The resource, with `ETag` and `Last-Modified`", body = super::openapi::Resource),
+        (status = 304, description = "Not modified (If-None-Match, If-Modified-Since)"),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = super::openapi::ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -788,6 +814,23 @@ async fn show(
 
 /// Changes some attributes; a new revision is recorded only when one of them
 /// actually changes, and `metrics` replaces the resource's metrics.
+#[utoipa::path(
+    patch,
+    path = "/v1/resource/{type}/{id}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    request_body = super::openapi::ResourceUpdate,
+    responses(
+        (status = 200, description = "The changed resource", body = super::openapi::Resource),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = super::openapi::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+    )
+)]
 async fn update(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -831,6 +874,19 @@ async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/resource/{type}/{id}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    responses(
+        (status = 204, description = "Deleted, with its metrics"),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = super::openapi::ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -850,6 +906,19 @@ async fn remove(
 
 /// Lists resources of a type (of every type for `generic`), optionally with
 /// their old revisions and, through `generic`, their type's attributes.
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), super::openapi::PageParams, super::openapi::ResourceListParams),
+    responses(
+        (status = 200, description = "A page of resources; `Link: rel=\"next\"` when full", body = Vec<super::openapi::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -909,6 +978,20 @@ pub(super) async fn search_page(
 
 /// Deletes the resources matching a filter (JSON body or `?filter=`); an
 /// empty filter is refused rather than emptying the index.
+#[utoipa::path(
+    delete,
+    path = "/v1/resource/{type}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("filter" = Option<String>, Query, description = "The filter in string form, instead of a body")),
+    request_body = super::openapi::Filter,
+    responses(
+        (status = 200, description = "`{\"deleted\": n}`: how many resources the filter matched and the caller could delete", body = serde_json::Value),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+    )
+)]
 async fn remove_many(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -935,6 +1018,19 @@ async fn remove_many(
 }
 
 /// Every revision of a resource, oldest first unless sorted otherwise.
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/history",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), super::openapi::PageParams, ("details" = Option<bool>, Query, description = "Include type-specific attributes")),
+    responses(
+        (status = 200, description = "Every revision, oldest first unless sorted otherwise", body = Vec<super::openapi::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody)
+    )
+)]
 async fn history(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -999,6 +1095,18 @@ async fn resource_metrics(state: &AppState, resource_id: Uuid) -> Result<Value, 
     Ok(Value::Array(rendered))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/metric",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    responses(
+        (status = 200, description = "The resource's metrics", body = Vec<super::openapi::Metric>),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody)
+    )
+)]
 async fn metrics(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1009,6 +1117,22 @@ async fn metrics(
 }
 
 /// Creates (or links) named metrics on the resource; answers all its metrics.
+#[utoipa::path(
+    post,
+    path = "/v1/resource/{type}/{id}/metric",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    request_body = super::openapi::ResourceMetrics,
+    responses(
+        (status = 200, description = "All the resource's metrics", body = Vec<super::openapi::Metric>),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+    )
+)]
 async fn add_metrics(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1051,6 +1175,18 @@ async fn named_metric(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/metric/{name}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource")),
+    responses(
+        (status = 200, description = "The metric", body = super::openapi::Metric),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = super::openapi::ErrorBody)
+    )
+)]
 async fn show_metric(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1061,6 +1197,18 @@ async fn show_metric(
     Ok(Json(metric_json(&metric, MetricView::Detailed)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/resource/{type}/{id}/metric/{name}",
+    tag = "resource",
+    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = super::openapi::ErrorBody)
+    )
+)]
 async fn remove_metric(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

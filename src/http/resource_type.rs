@@ -8,10 +8,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use indexer::{AttributeSchema, AttributeType, IndexerError, ResourceType, ResourceTypeUpdate};
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
@@ -26,13 +26,10 @@ const DEFAULT_MAX_LENGTH: u32 = 256;
 /// Longest resource type name.
 const MAX_NAME_LEN: usize = 255;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/resource_type", get(list).post(create))
-        .route(
-            "/v1/resource_type/{name}",
-            get(show).patch(update).delete(remove),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
 }
 
 /// Integral bounds render as integers, as Gnocchi's do.
@@ -264,6 +261,16 @@ fn parse_attributes(
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource_type",
+    tag = "resource type",
+    responses(
+        (status = 200, description = "Every resource type", body = Vec<super::openapi::ResourceType>),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -273,6 +280,18 @@ async fn list(
     Ok(Json(types.iter().map(type_json).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource_type/{name}",
+    tag = "resource type",
+    params(("name" = String, Path, description = "Resource type name")),
+    responses(
+        (status = 200, description = "The type", body = super::openapi::ResourceType),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -283,6 +302,20 @@ async fn show(
     Ok(Json(type_json(&rt)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/resource_type",
+    tag = "resource type",
+    request_body = super::openapi::ResourceTypeCreate,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = super::openapi::ResourceType),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 409, description = "A resource type of that name already exists", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -414,6 +447,21 @@ fn apply(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
 /// Adds and removes attributes with a JSON patch
 /// (`application/json-patch+json`); `options.fill` gives existing resources
 /// a value for a new or newly required attribute.
+#[utoipa::path(
+    patch,
+    path = "/v1/resource_type/{name}",
+    tag = "resource type",
+    params(("name" = String, Path, description = "Resource type name")),
+    request_body(content = Vec<super::openapi::JsonPatchOp>, content_type = "application/json-patch+json"),
+    responses(
+        (status = 200, description = "The changed type", body = super::openapi::ResourceType),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+    )
+)]
 async fn update(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -464,6 +512,19 @@ async fn update(
     Ok(Json(type_json(&rt)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/resource_type/{name}",
+    tag = "resource type",
+    params(("name" = String, Path, description = "Resource type name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Resources of the type still exist", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::Authenticated;
 use super::json::Json;
@@ -14,13 +14,25 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::auth::Target;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/status", get(status))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(status))
 }
 
 /// `{"storage": {"summary": {...}, "measures_to_process": {...}}, "metricd":
 /// {"processors": [...], "statistics": {...}}}`; `details=false` leaves out
 /// the per-metric counts.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "status",
+    params(("details" = Option<bool>, Query, description = "Include per-metric counts (default true)")),
+    responses(
+        (status = 200, description = "Backlog of measures to process and the processors", body = super::openapi::Status),
+        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
+        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+    )
+)]
 async fn status(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
