@@ -19,6 +19,9 @@ pub struct Args {
 enum Command {
     /// Run every role in one process on the embedded defaults (API, processing).
     Serve(ServeArgs),
+    /// Print the OpenAPI description of every route (JSON) and exit; the
+    /// content of `api-docs/openapi.json`.
+    Openapi,
 }
 
 /// Runs the chosen subcommand to completion.
@@ -30,6 +33,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(crate::app::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            print!("{}", crate::http::openapi_json());
             Ok(ExitCode::SUCCESS)
         }
     }
