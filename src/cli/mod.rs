@@ -15,6 +15,8 @@ pub struct Args {
     command: Command,
 }
 
+// Built once at startup: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every role in one process on the embedded defaults (API, processing).
