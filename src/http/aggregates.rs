@@ -29,6 +29,7 @@ use super::extract::{is_json, Authenticated};
 use super::json::{to_vec, write_python_float};
 use super::measures::lookup_error;
 use super::metric::{metric_json, metric_target, MetricView};
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::resource::{combine, policy_filter, request_filter, resource_json, search_error};
 use super::ApiError;
@@ -217,15 +218,18 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     post,
     path = "/v1/aggregates",
     tag = "aggregates",
-    params(super::openapi::AggregatesParams, ("groupby" = Option<Vec<String>>, Query, description = "Group the searched resources by these attributes; repeatable")),
-    request_body = super::openapi::AggregatesRequest,
+    params(
+        doc::AggregatesParams,
+        ("groupby" = Option<Vec<String>>, Query, description = "Group the searched resources by these attributes; repeatable")
+    ),
+    request_body = doc::AggregatesRequest,
     responses(
         (status = 200, description = "The computed series by reference (or per group with `groupby`)", body = serde_json::Value),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "A metric, resource type or aggregation does not exist", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "A metric, resource type or aggregation does not exist", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn aggregates(
@@ -988,13 +992,13 @@ fn write_search_result(
     get,
     path = "/v1/aggregation/metric",
     tag = "aggregates",
-    params(super::openapi::AggregatesParams, super::openapi::DeprecatedAggregationParams),
+    params(doc::AggregatesParams, doc::DeprecatedAggregationParams),
     responses(
-        (status = 200, description = "The metrics combined", body = Vec<super::openapi::MeasureRow>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such metric or aggregation", body = super::openapi::ErrorBody)
+        (status = 200, description = "The metrics combined", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric or aggregation", body = doc::ErrorBody)
     )
 )]
 async fn deprecated_metric_get(
@@ -1011,14 +1015,14 @@ async fn deprecated_metric_get(
     post,
     path = "/v1/aggregation/metric",
     tag = "aggregates",
-    params(super::openapi::AggregatesParams, super::openapi::DeprecatedAggregationParams),
+    params(doc::AggregatesParams, doc::DeprecatedAggregationParams),
     request_body = Vec<String>,
     responses(
-        (status = 200, description = "The metrics combined", body = Vec<super::openapi::MeasureRow>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such metric or aggregation", body = super::openapi::ErrorBody)
+        (status = 200, description = "The metrics combined", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric or aggregation", body = doc::ErrorBody)
     )
 )]
 async fn deprecated_metric_post(
@@ -1243,14 +1247,19 @@ async fn deprecated_aggregate(
     post,
     path = "/v1/aggregation/resource/{type}/metric/{name}",
     tag = "aggregates",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("name" = String, Path, description = "Metric name on each resource"), super::openapi::AggregatesParams, super::openapi::DeprecatedAggregationParams),
-    request_body = super::openapi::Filter,
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("name" = String, Path, description = "Metric name on each resource"),
+        doc::AggregatesParams,
+        doc::DeprecatedAggregationParams
+    ),
+    request_body = doc::Filter,
     responses(
         (status = 200, description = "The named metric of the matching resources, combined (per group with `groupby`)", body = serde_json::Value),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type, metric or aggregation", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type, metric or aggregation", body = doc::ErrorBody)
     )
 )]
 async fn deprecated_resource(

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::validate::{Fields, Invalid};
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
@@ -51,9 +52,9 @@ pub(super) fn policy_json(policy: &ArchivePolicy) -> Value {
     path = "/v1/archive_policy",
     tag = "archive policy",
     responses(
-        (status = 200, description = "Every archive policy", body = Vec<super::openapi::ArchivePolicy>),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+        (status = 200, description = "Every archive policy", body = Vec<doc::ArchivePolicy>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
     )
 )]
 async fn list(
@@ -76,10 +77,10 @@ async fn list(
     tag = "archive policy",
     params(("name" = String, Path, description = "Archive policy name")),
     responses(
-        (status = 200, description = "The policy", body = super::openapi::ArchivePolicy),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such archive policy", body = super::openapi::ErrorBody)
+        (status = 200, description = "The policy", body = doc::ArchivePolicy),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such archive policy", body = doc::ErrorBody)
     )
 )]
 async fn show(
@@ -97,14 +98,14 @@ async fn show(
     post,
     path = "/v1/archive_policy",
     tag = "archive policy",
-    request_body = super::openapi::ArchivePolicy,
+    request_body = doc::ArchivePolicy,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = super::openapi::ArchivePolicy),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 409, description = "An archive policy of that name already exists", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 201, description = "Created; `Location` names it", body = doc::ArchivePolicy),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "An archive policy of that name already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn create(
@@ -160,13 +161,13 @@ async fn create(
     path = "/v1/archive_policy/{name}",
     tag = "archive policy",
     params(("name" = String, Path, description = "Archive policy name")),
-    request_body = super::openapi::ArchivePolicyUpdate,
+    request_body = doc::ArchivePolicyUpdate,
     responses(
-        (status = 200, description = "The changed policy", body = super::openapi::ArchivePolicy),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such archive policy", body = super::openapi::ErrorBody)
+        (status = 200, description = "The changed policy", body = doc::ArchivePolicy),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such archive policy", body = doc::ErrorBody)
     )
 )]
 async fn update(
@@ -219,10 +220,10 @@ async fn update(
     params(("name" = String, Path, description = "Archive policy name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The policy is still used by metrics or rules", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such archive policy", body = super::openapi::ErrorBody)
+        (status = 400, description = "The policy is still used by metrics or rules", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such archive policy", body = doc::ErrorBody)
     )
 )]
 async fn remove(

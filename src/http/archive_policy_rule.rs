@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::validate::Fields;
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
@@ -37,9 +38,9 @@ fn rule_json(rule: &ArchivePolicyRule) -> Value {
     path = "/v1/archive_policy_rule",
     tag = "archive policy rule",
     responses(
-        (status = 200, description = "Every rule", body = Vec<super::openapi::ArchivePolicyRule>),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+        (status = 200, description = "Every rule", body = Vec<doc::ArchivePolicyRule>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
     )
 )]
 async fn list(
@@ -57,10 +58,10 @@ async fn list(
     tag = "archive policy rule",
     params(("name" = String, Path, description = "Archive policy rule name")),
     responses(
-        (status = 200, description = "The rule", body = super::openapi::ArchivePolicyRule),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such rule", body = super::openapi::ErrorBody)
+        (status = 200, description = "The rule", body = doc::ArchivePolicyRule),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such rule", body = doc::ErrorBody)
     )
 )]
 async fn show(
@@ -77,14 +78,14 @@ async fn show(
     post,
     path = "/v1/archive_policy_rule",
     tag = "archive policy rule",
-    request_body = super::openapi::ArchivePolicyRule,
+    request_body = doc::ArchivePolicyRule,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = super::openapi::ArchivePolicyRule),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 409, description = "A rule of that name already exists", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 201, description = "Created; `Location` names it", body = doc::ArchivePolicyRule),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "A rule of that name already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn create(
@@ -123,13 +124,13 @@ async fn create(
     path = "/v1/archive_policy_rule/{name}",
     tag = "archive policy rule",
     params(("name" = String, Path, description = "Archive policy rule name")),
-    request_body = super::openapi::ArchivePolicyRuleUpdate,
+    request_body = doc::ArchivePolicyRuleUpdate,
     responses(
-        (status = 200, description = "The renamed rule", body = super::openapi::ArchivePolicyRule),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such rule", body = super::openapi::ErrorBody)
+        (status = 200, description = "The renamed rule", body = doc::ArchivePolicyRule),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such rule", body = doc::ErrorBody)
     )
 )]
 async fn rename(
@@ -161,9 +162,9 @@ async fn rename(
     params(("name" = String, Path, description = "Archive policy rule name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such rule", body = super::openapi::ErrorBody)
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such rule", body = doc::ErrorBody)
     )
 )]
 async fn remove(

@@ -26,6 +26,7 @@ use super::extract::{is_json, Authenticated};
 use super::measures::{accepted, append, lookup_error};
 use super::measures_body::{measures_error, MeasureList, Measures};
 use super::metric::metric_target;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::ApiError;
 use crate::app::AppState;
@@ -151,13 +152,13 @@ fn parse<'de, S: DeserializeSeed<'de>>(body: &'de [u8], seed: S) -> Result<S::Va
     post,
     path = "/v1/batch/metrics/measures",
     tag = "batch",
-    request_body = super::openapi::BatchMetricsMeasures,
+    request_body = doc::BatchMetricsMeasures,
     responses(
         (status = 202, description = "Accepted and durable"),
-        (status = 400, description = "Invalid input, or `Unknown metrics: …`", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input, or `Unknown metrics: …`", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn by_metric(
@@ -215,14 +216,16 @@ async fn by_metric(
     post,
     path = "/v1/batch/resources/metrics/measures",
     tag = "batch",
-    params(("create_metrics" = Option<bool>, Query, description = "Create missing metrics (by the given policy, or the matching rule)")),
-    request_body = super::openapi::BatchResourcesMeasures,
+    params(
+        ("create_metrics" = Option<bool>, Query, description = "Create missing metrics (by the given policy, or the matching rule)")
+    ),
+    request_body = doc::BatchResourcesMeasures,
     responses(
         (status = 202, description = "Accepted and durable"),
-        (status = 400, description = "Invalid input, `Unknown metrics: …` or `Unknown resources`", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input, `Unknown metrics: …` or `Unknown resources`", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn by_resource(

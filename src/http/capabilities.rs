@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::json::Json;
+use super::openapi as doc;
 use crate::app::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -21,7 +22,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     tag = "status",
     security(()),
     responses(
-        (status = 200, description = "The aggregation methods", body = super::openapi::Capabilities)
+        (status = 200, description = "The aggregation methods", body = doc::Capabilities)
     )
 )]
 async fn capabilities() -> Json<Value> {

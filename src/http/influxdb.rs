@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::extract::Authenticated;
 use super::measures::lookup_error;
 use super::metric::metric_target;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::resource::resource_target;
 use super::root::GNOCCHI_API_BUILD;
@@ -96,10 +97,12 @@ fn create_database(q: &str) -> Option<&str> {
     post,
     path = "/v1/influxdb/query",
     tag = "ingest",
-    params(("q" = Option<String>, Query, description = "Only `CREATE DATABASE <name>` is understood")),
+    params(
+        ("q" = Option<String>, Query, description = "Only `CREATE DATABASE <name>` is understood")
+    ),
     responses(
         (status = 204, description = "Done"),
-        (status = 501, description = "Any other query", body = super::openapi::ErrorBody)
+        (status = 501, description = "Any other query", body = doc::ErrorBody)
     )
 )]
 async fn query(
@@ -140,13 +143,16 @@ async fn query(
     post,
     path = "/v1/influxdb/write",
     tag = "ingest",
-    params(("db" = Option<String>, Query, description = "Database: the resource type of created resources (default `influxdb`)"), ("precision" = Option<String>, Query, description = "Timestamp unit: `n` (default), `u`, `ms`, `s`, `m`, `h`")),
+    params(
+        ("db" = Option<String>, Query, description = "Database: the resource type of created resources (default `influxdb`)"),
+        ("precision" = Option<String>, Query, description = "Timestamp unit: `n` (default), `u`, `ms`, `s`, `m`, `h`")
+    ),
     request_body(content = String, content_type = "text/plain", description = "InfluxDB line protocol; the `X-Gnocchi-InfluxDB-Tag-Resource-ID` header names the tag identifying the resource (default `host`)"),
     responses(
         (status = 204, description = "Accepted and durable"),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
     )
 )]
 async fn write(

@@ -18,6 +18,7 @@ use super::extract::{is_json, Authenticated};
 use super::json::write_python_float;
 use super::measures_body::parse_measures;
 use super::metric::metric_target;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::ApiError;
 use crate::app::AppState;
@@ -73,14 +74,14 @@ pub(super) fn lookup_error(error: crate::metric_cache::LookupError) -> ApiError 
     path = "/v1/metric/{id}/measures",
     tag = "metric",
     params(("id" = String, Path, description = "Metric UUID")),
-    request_body = Vec<super::openapi::Measure>,
+    request_body = Vec<doc::Measure>,
     responses(
         (status = 202, description = "Accepted and durable; aggregated in the background"),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such metric", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn add_by_id(
@@ -98,15 +99,19 @@ async fn add_by_id(
     post,
     path = "/v1/resource/{type}/{id}/metric/{name}/measures",
     tag = "metric",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource")),
-    request_body = Vec<super::openapi::Measure>,
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource")
+    ),
+    request_body = Vec<doc::Measure>,
     responses(
         (status = 202, description = "Accepted and durable; aggregated in the background"),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource or metric", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn add_by_name(
@@ -167,13 +172,13 @@ pub(super) fn accepted() -> Response {
     get,
     path = "/v1/metric/{id}/measures",
     tag = "metric",
-    params(("id" = String, Path, description = "Metric UUID"), super::openapi::MeasuresParams),
+    params(("id" = String, Path, description = "Metric UUID"), doc::MeasuresParams),
     responses(
-        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<super::openapi::MeasureRow>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such metric, or no such aggregation method or granularity in its policy", body = super::openapi::ErrorBody)
+        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric, or no such aggregation method or granularity in its policy", body = doc::ErrorBody)
     )
 )]
 async fn get_by_id(
@@ -190,13 +195,18 @@ async fn get_by_id(
     get,
     path = "/v1/resource/{type}/{id}/metric/{name}/measures",
     tag = "metric",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource"), super::openapi::MeasuresParams),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource"),
+        doc::MeasuresParams
+    ),
     responses(
-        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<super::openapi::MeasureRow>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource, metric, aggregation method or granularity", body = super::openapi::ErrorBody)
+        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource, metric, aggregation method or granularity", body = doc::ErrorBody)
     )
 )]
 async fn get_by_name(

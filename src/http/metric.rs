@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::archive_policy::policy_json;
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::resource::resource_json;
 use super::validate::{Fields, Invalid};
@@ -115,14 +116,14 @@ pub(super) async fn authorized_metric(
     post,
     path = "/v1/metric",
     tag = "metric",
-    request_body = super::openapi::MetricCreate,
+    request_body = doc::MetricCreate,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = super::openapi::Metric),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 409, description = "A metric of that name on the resource already exists", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 201, description = "Created; `Location` names it", body = doc::Metric),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn create(
@@ -207,10 +208,10 @@ async fn create(
     tag = "metric",
     params(("id" = String, Path, description = "Metric UUID")),
     responses(
-        (status = 200, description = "The metric, its policy and resource", body = super::openapi::Metric),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such metric", body = super::openapi::ErrorBody)
+        (status = 200, description = "The metric, its policy and resource", body = doc::Metric),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric", body = doc::ErrorBody)
     )
 )]
 async fn show(
@@ -229,9 +230,9 @@ async fn show(
     params(("id" = String, Path, description = "Metric UUID")),
     responses(
         (status = 204, description = "Deleted; its data is removed in the background"),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such metric", body = super::openapi::ErrorBody)
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric", body = doc::ErrorBody)
     )
 )]
 async fn remove(
@@ -249,12 +250,21 @@ async fn remove(
     get,
     path = "/v1/metric",
     tag = "metric",
-    params(super::openapi::PageParams, ("name" = Option<String>, Query, description = "Only metrics of this name"), ("unit" = Option<String>, Query, description = "Only metrics of this unit"), ("archive_policy_name" = Option<String>, Query, description = "Only metrics of this policy"), ("creator" = Option<String>, Query, description = "Only this creator's metrics (non-admins see only their own)"), ("user_id" = Option<String>, Query, description = "Creator's user"), ("project_id" = Option<String>, Query, description = "Creator's project"), ("status" = Option<String>, Query, description = "`active` (default) or `delete`")),
+    params(
+        doc::PageParams,
+        ("name" = Option<String>, Query, description = "Only metrics of this name"),
+        ("unit" = Option<String>, Query, description = "Only metrics of this unit"),
+        ("archive_policy_name" = Option<String>, Query, description = "Only metrics of this policy"),
+        ("creator" = Option<String>, Query, description = "Only this creator's metrics (non-admins see only their own)"),
+        ("user_id" = Option<String>, Query, description = "Creator's user"),
+        ("project_id" = Option<String>, Query, description = "Creator's project"),
+        ("status" = Option<String>, Query, description = "`active` (default) or `delete`")
+    ),
     responses(
-        (status = 200, description = "A page of metrics; `Link: rel=\"next\"` when full", body = Vec<super::openapi::Metric>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+        (status = 200, description = "A page of metrics; `Link: rel=\"next\"` when full", body = Vec<doc::Metric>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
     )
 )]
 async fn list(

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use super::extract::Authenticated;
 use super::influxdb::{push_batches, resource_metrics, AutoResource};
 use super::measures::accepted;
+use super::openapi as doc;
 use super::ApiError;
 use crate::app::AppState;
 use crate::ingest::remote_write::{self, RemoteWriteError};
@@ -56,9 +57,9 @@ fn decode_error(error: RemoteWriteError) -> ApiError {
     request_body(content = Vec<u8>, content_type = "application/x-protobuf", description = "A snappy-compressed Prometheus remote-write `WriteRequest`"),
     responses(
         (status = 202, description = "Accepted and durable"),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
     )
 )]
 async fn write(

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::extract::{Authenticated, BaseUrl};
 use super::json::Json;
 use super::metric::{metric_json, metric_target, MetricView};
+use super::openapi as doc;
 use super::query::{parse_bool, Page, QueryParams};
 use super::validate::Invalid;
 use super::{created, path_segment, ApiError};
@@ -707,16 +708,18 @@ async fn index(State(state): State<Arc<AppState>>, base: BaseUrl) -> Result<Json
     post,
     path = "/v1/resource/{type}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)")),
-    request_body = super::openapi::ResourceCreate,
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)")
+    ),
+    request_body = doc::ResourceCreate,
     responses(
-        (status = 201, description = "Created; `Location`, `ETag` and `Last-Modified` set", body = super::openapi::Resource),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody),
-        (status = 409, description = "A resource with that id already exists", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 201, description = "Created; `Location`, `ETag` and `Last-Modified` set", body = doc::Resource),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody),
+        (status = 409, description = "A resource with that id already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn create(
@@ -786,14 +789,17 @@ async fn create(
     get,
     path = "/v1/resource/{type}/{id}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
     responses(
-        (status = 200, description = "The resource, with `ETag` and `Last-Modified`", body = super::openapi::Resource),
+        (status = 200, description = "The resource, with `ETag` and `Last-Modified`", body = doc::Resource),
         (status = 304, description = "Not modified (If-None-Match, If-Modified-Since)"),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
-        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = super::openapi::ErrorBody)
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = doc::ErrorBody)
     )
 )]
 async fn show(
@@ -818,17 +824,20 @@ async fn show(
     patch,
     path = "/v1/resource/{type}/{id}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
-    request_body = super::openapi::ResourceUpdate,
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
+    request_body = doc::ResourceUpdate,
     responses(
-        (status = 200, description = "The changed resource", body = super::openapi::Resource),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
-        (status = 409, description = "A metric of that name on the resource already exists", body = super::openapi::ErrorBody),
-        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 200, description = "The changed resource", body = doc::Resource),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = doc::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn update(
@@ -878,13 +887,16 @@ async fn update(
     delete,
     path = "/v1/resource/{type}/{id}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
     responses(
         (status = 204, description = "Deleted, with its metrics"),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
-        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = super::openapi::ErrorBody)
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = doc::ErrorBody)
     )
 )]
 async fn remove(
@@ -910,13 +922,17 @@ async fn remove(
     get,
     path = "/v1/resource/{type}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), super::openapi::PageParams, super::openapi::ResourceListParams),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        doc::PageParams,
+        doc::ResourceListParams
+    ),
     responses(
-        (status = 200, description = "A page of resources; `Link: rel=\"next\"` when full", body = Vec<super::openapi::Resource>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+        (status = 200, description = "A page of resources; `Link: rel=\"next\"` when full", body = Vec<doc::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
     )
 )]
 async fn list(
@@ -982,14 +998,17 @@ pub(super) async fn search_page(
     delete,
     path = "/v1/resource/{type}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("filter" = Option<String>, Query, description = "The filter in string form, instead of a body")),
-    request_body = super::openapi::Filter,
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("filter" = Option<String>, Query, description = "The filter in string form, instead of a body")
+    ),
+    request_body = doc::Filter,
     responses(
         (status = 200, description = "`{\"deleted\": n}`: how many resources the filter matched and the caller could delete", body = serde_json::Value),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
     )
 )]
 async fn remove_many(
@@ -1022,13 +1041,18 @@ async fn remove_many(
     get,
     path = "/v1/resource/{type}/{id}/history",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), super::openapi::PageParams, ("details" = Option<bool>, Query, description = "Include type-specific attributes")),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        doc::PageParams,
+        ("details" = Option<bool>, Query, description = "Include type-specific attributes")
+    ),
     responses(
-        (status = 200, description = "Every revision, oldest first unless sorted otherwise", body = Vec<super::openapi::Resource>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody)
+        (status = 200, description = "Every revision, oldest first unless sorted otherwise", body = Vec<doc::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody)
     )
 )]
 async fn history(
@@ -1099,12 +1123,15 @@ async fn resource_metrics(state: &AppState, resource_id: Uuid) -> Result<Value, 
     get,
     path = "/v1/resource/{type}/{id}/metric",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
     responses(
-        (status = 200, description = "The resource's metrics", body = Vec<super::openapi::Metric>),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody)
+        (status = 200, description = "The resource's metrics", body = Vec<doc::Metric>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody)
     )
 )]
 async fn metrics(
@@ -1121,16 +1148,19 @@ async fn metrics(
     post,
     path = "/v1/resource/{type}/{id}/metric",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")),
-    request_body = super::openapi::ResourceMetrics,
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
+    request_body = doc::ResourceMetrics,
     responses(
-        (status = 200, description = "All the resource's metrics", body = Vec<super::openapi::Metric>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type or resource", body = super::openapi::ErrorBody),
-        (status = 409, description = "A metric of that name on the resource already exists", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 200, description = "All the resource's metrics", body = Vec<doc::Metric>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn add_metrics(
@@ -1179,12 +1209,16 @@ async fn named_metric(
     get,
     path = "/v1/resource/{type}/{id}/metric/{name}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource")),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource")
+    ),
     responses(
-        (status = 200, description = "The metric", body = super::openapi::Metric),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource or metric", body = super::openapi::ErrorBody)
+        (status = 200, description = "The metric", body = doc::Metric),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = doc::ErrorBody)
     )
 )]
 async fn show_metric(
@@ -1201,12 +1235,16 @@ async fn show_metric(
     delete,
     path = "/v1/resource/{type}/{id}/metric/{name}",
     tag = "resource",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"), ("name" = String, Path, description = "Metric name on the resource")),
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource")
+    ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource or metric", body = super::openapi::ErrorBody)
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = doc::ErrorBody)
     )
 )]
 async fn remove_metric(

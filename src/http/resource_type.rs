@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::resource::{key_error, location, read_json, value_error};
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
@@ -266,9 +267,9 @@ fn parse_attributes(
     path = "/v1/resource_type",
     tag = "resource type",
     responses(
-        (status = 200, description = "Every resource type", body = Vec<super::openapi::ResourceType>),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+        (status = 200, description = "Every resource type", body = Vec<doc::ResourceType>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
     )
 )]
 async fn list(
@@ -286,10 +287,10 @@ async fn list(
     tag = "resource type",
     params(("name" = String, Path, description = "Resource type name")),
     responses(
-        (status = 200, description = "The type", body = super::openapi::ResourceType),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+        (status = 200, description = "The type", body = doc::ResourceType),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
     )
 )]
 async fn show(
@@ -306,14 +307,14 @@ async fn show(
     post,
     path = "/v1/resource_type",
     tag = "resource type",
-    request_body = super::openapi::ResourceTypeCreate,
+    request_body = doc::ResourceTypeCreate,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = super::openapi::ResourceType),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 409, description = "A resource type of that name already exists", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 201, description = "Created; `Location` names it", body = doc::ResourceType),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "A resource type of that name already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn create(
@@ -452,14 +453,14 @@ fn apply(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
     path = "/v1/resource_type/{name}",
     tag = "resource type",
     params(("name" = String, Path, description = "Resource type name")),
-    request_body(content = Vec<super::openapi::JsonPatchOp>, content_type = "application/json-patch+json"),
+    request_body(content = Vec<doc::JsonPatchOp>, content_type = "application/json-patch+json"),
     responses(
-        (status = 200, description = "The changed type", body = super::openapi::ResourceType),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 200, description = "The changed type", body = doc::ResourceType),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn update(
@@ -519,10 +520,10 @@ async fn update(
     params(("name" = String, Path, description = "Resource type name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Resources of the type still exist", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody)
+        (status = 400, description = "Resources of the type still exist", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
     )
 )]
 async fn remove(

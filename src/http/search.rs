@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl};
+use super::openapi as doc;
 use super::resource::{combine, listing_query, policy_filter, request_filter, search_page};
 use super::ApiError;
 use crate::app::AppState;
@@ -27,15 +28,20 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     post,
     path = "/v1/search/resource/{type}",
     tag = "search",
-    params(("type" = String, Path, description = "Resource type name (`generic` reaches every type)"), super::openapi::PageParams, super::openapi::ResourceListParams, ("filter" = Option<String>, Query, description = "The filter in string form (`user_id = 'x' and started_at > '2014-01-01'`), instead of a body")),
-    request_body = super::openapi::Filter,
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        doc::PageParams,
+        doc::ResourceListParams,
+        ("filter" = Option<String>, Query, description = "The filter in string form (`user_id = 'x' and started_at > '2014-01-01'`), instead of a body")
+    ),
+    request_body = doc::Filter,
     responses(
-        (status = 200, description = "A page of matching resources; `Link: rel=\"next\"` when full", body = Vec<super::openapi::Resource>),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such resource type", body = super::openapi::ErrorBody),
-        (status = 415, description = "The body is not JSON", body = super::openapi::ErrorBody)
+        (status = 200, description = "A page of matching resources; `Link: rel=\"next\"` when full", body = Vec<doc::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
     )
 )]
 async fn search(

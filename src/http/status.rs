@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 
 use super::extract::Authenticated;
 use super::json::Json;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::ApiError;
 use crate::app::AppState;
@@ -25,12 +26,14 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     get,
     path = "/v1/status",
     tag = "status",
-    params(("details" = Option<bool>, Query, description = "Include per-metric counts (default true)")),
+    params(
+        ("details" = Option<bool>, Query, description = "Include per-metric counts (default true)")
+    ),
     responses(
-        (status = 200, description = "Backlog of measures to process and the processors", body = super::openapi::Status),
-        (status = 400, description = "Invalid input; the description names the problem", body = super::openapi::ErrorBody),
-        (status = 401, description = "No usable credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "The access policy refuses the caller", body = super::openapi::ErrorBody)
+        (status = 200, description = "Backlog of measures to process and the processors", body = doc::Status),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
     )
 )]
 async fn status(
