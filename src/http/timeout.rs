@@ -2,7 +2,9 @@
 //!
 //! A request still being handled when the bound passes is dropped and
 //! answered `503 Service Unavailable` in Gnocchi's error shape, so one stuck
-//! backend call cannot pin a connection and its memory forever.
+//! backend call cannot pin a connection and its memory forever. The bound
+//! covers receiving the body too: a client that stops sending mid-body is cut
+//! off the same way.
 //!
 //! Why 503 and not 408: `408 Request Timeout` says the *client* was too slow
 //! to send its request, while here the server could not finish in time. 503

@@ -115,3 +115,31 @@ fn request_timeout_takes_a_positive_span() {
         assert!(stderr.contains("--request-timeout"), "{stderr}");
     }
 }
+
+#[test]
+fn a_request_past_the_timeout_is_answered_503() {
+    use std::io::{Read, Write};
+
+    let server = TestServer::spawn(&["--request-timeout", "1s"]);
+    // The body never arrives: only the timeout can end this request.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    stream
+        .write_all(
+            b"POST /v1/archive_policy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+              Authorization: basic YWRtaW46\r\nAccept: application/json\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":",
+        )
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let doc: serde_json::Value = serde_json::from_str(body).expect("a JSON error");
+    assert_eq!(doc["code"], 503);
+    assert_eq!(
+        doc["description"],
+        "Request timed out after 1 seconds. Please try again."
+    );
+    // The server goes on serving.
+    assert_eq!(server.get("/healthcheck").status, 200);
+}
