@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -59,6 +60,18 @@ pub struct ServeArgs {
     /// Start with an empty index: no default archive policies and no default rule.
     #[arg(long, env = "GNOCCHID_NO_DEFAULT_ARCHIVE_POLICIES")]
     no_default_archive_policies: bool,
+
+    /// Longest a request may take before it is answered `503 Service
+    /// Unavailable` (seconds, or a span such as `90s`, `2min`). Generous by
+    /// default: a `refresh=true` read or a large batch must fit.
+    #[arg(long, env = "GNOCCHID_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    request_timeout: Duration,
+}
+
+/// A positive span in Gnocchi's timespan grammar (`60`, `60s`, `2min`).
+fn parse_duration(text: &str) -> Result<Duration, carbonara::timespan::TimespanError> {
+    let nanos = carbonara::timespan::parse_timespan(text)?;
+    Ok(Duration::from_nanos(nanos.unsigned_abs()))
 }
 
 /// How a caller's identity is established.
@@ -87,6 +100,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub enable_proxy_headers: bool,
     pub default_archive_policies: bool,
+    /// Bound on the handling of one request (see `--request-timeout`).
+    pub request_timeout: Duration,
 }
 
 /// Flags that do not make a usable configuration.
@@ -130,6 +145,7 @@ impl Config {
                 .collect(),
             enable_proxy_headers: args.enable_proxy_headers,
             default_archive_policies: !args.no_default_archive_policies,
+            request_timeout: args.request_timeout,
         })
     }
 }

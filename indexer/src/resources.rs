@@ -1,6 +1,6 @@
 //! Resources, their revisions (history) and their metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -607,14 +607,20 @@ impl Indexer {
                     if name.contains('/') {
                         return Err(IndexerError::InvalidMetricName(name.clone()));
                     }
+                    // Only an active metric created by the resource's
+                    // creator may be attached, as Gnocchi's
+                    // `_set_metrics_for_resource` requires: anyone else's
+                    // metric "does not exist" for this resource.
                     let row = self
                         .fetch_optional(
                             tx,
-                            &Sql::new("SELECT status FROM metric WHERE id = ?").arg(*mid),
+                            &Sql::new("SELECT status, creator FROM metric WHERE id = ?").arg(*mid),
                         )
                         .await?;
                     match row {
-                        Some(r) if get_string(&r, "status")? == "active" => {}
+                        Some(r)
+                            if get_string(&r, "status")? == "active"
+                                && get_string(&r, "creator")? == creator => {}
                         _ => return Err(IndexerError::NoSuchMetric(*mid)),
                     }
                     let sql = Sql::new("UPDATE metric SET resource_id = ?, name = ? WHERE id = ?")
@@ -653,11 +659,15 @@ impl Indexer {
         Ok(())
     }
 
+    /// Sets each resource's active metrics by name. Old revisions get the
+    /// resource's metrics too: metrics are not versioned, and Gnocchi's
+    /// history mapper joins them on the resource id for every revision.
     async fn fill_metrics(&self, tx: &mut Conn, resources: &mut [Resource]) -> Result<()> {
         let ids: Vec<Uuid> = resources
             .iter()
-            .filter(|r| r.revision.is_none())
             .map(|r| r.id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         if ids.is_empty() {
             return Ok(());
@@ -682,10 +692,8 @@ impl Indexer {
             }
         }
         for r in resources.iter_mut() {
-            if r.revision.is_none() {
-                if let Some(m) = by_id.remove(&r.id) {
-                    r.metrics = m;
-                }
+            if let Some(m) = by_id.get(&r.id) {
+                r.metrics = m.clone();
             }
         }
         Ok(())

@@ -13,8 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
+use axum::routing::MethodRouter;
 use carbonara::aggregated::AggregatedSeries;
 use carbonara::aggregation::Method;
 use carbonara::calendar::CalendarGrouping;
@@ -22,12 +21,15 @@ use carbonara::timespan::parse_timespan;
 use futures::future::try_join_all;
 use indexer::{IndexerError, Resource, SearchOptions};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{is_json, Authenticated};
 use super::json::{to_vec, write_python_float};
 use super::measures::lookup_error;
 use super::metric::{metric_json, metric_target, MetricView};
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::resource::{combine, policy_filter, request_filter, resource_json, search_error};
 use super::ApiError;
@@ -41,16 +43,14 @@ use crate::app::AppState;
 use crate::metric_cache::{CachedMetric, LookupError};
 use crate::time::{now, parse_timestamp, IsoWriter, RawTimestamp};
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/aggregates", post(aggregates))
-        .route(
-            "/v1/aggregation/metric",
-            post(deprecated_metric_post).get(deprecated_metric_get),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(aggregates))
+        .routes(routes!(deprecated_metric_post, deprecated_metric_get))
+        .routes(routes!(deprecated_resource))
         .route(
             "/v1/aggregation/resource/{type}/metric/{name}",
-            post(deprecated_resource).fallback(method_not_allowed),
+            MethodRouter::new().fallback(method_not_allowed),
         )
         .route(
             "/v1/aggregation/resource/{type}/metric",
@@ -214,6 +214,24 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|err| ApiError::bad_request(format!("Unable to decode body: {err}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/aggregates",
+    tag = "aggregates",
+    params(
+        doc::AggregatesParams,
+        ("groupby" = Option<Vec<String>>, Query, description = "Group the searched resources by these attributes; repeatable")
+    ),
+    request_body = doc::AggregatesRequest,
+    responses(
+        (status = 200, description = "The computed series by reference (or per group with `groupby`)", body = serde_json::Value),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "A metric, resource type or aggregation does not exist", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn aggregates(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -971,6 +989,19 @@ fn write_search_result(
 // ---------------------------------------------------------------------------
 // Deprecated `/v1/aggregation/…`.
 
+#[utoipa::path(
+    get,
+    path = "/v1/aggregation/metric",
+    tag = "aggregates",
+    params(doc::AggregatesParams, doc::DeprecatedAggregationParams),
+    responses(
+        (status = 200, description = "The metrics combined", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric or aggregation", body = doc::ErrorBody)
+    )
+)]
 async fn deprecated_metric_get(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -981,6 +1012,20 @@ async fn deprecated_metric_get(
     deprecated_metrics(&state, &caller, &query, ids).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/aggregation/metric",
+    tag = "aggregates",
+    params(doc::AggregatesParams, doc::DeprecatedAggregationParams),
+    request_body = Vec<String>,
+    responses(
+        (status = 200, description = "The metrics combined", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric or aggregation", body = doc::ErrorBody)
+    )
+)]
 async fn deprecated_metric_post(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1199,6 +1244,25 @@ async fn deprecated_aggregate(
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/aggregation/resource/{type}/metric/{name}",
+    tag = "aggregates",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("name" = String, Path, description = "Metric name on each resource"),
+        doc::AggregatesParams,
+        doc::DeprecatedAggregationParams
+    ),
+    request_body = doc::Filter,
+    responses(
+        (status = 200, description = "The named metric of the matching resources, combined (per group with `groupby`)", body = serde_json::Value),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type, metric or aggregation", body = doc::ErrorBody)
+    )
+)]
 async fn deprecated_resource(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -5,29 +5,27 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use carbonara::archive_policy::{
     default_aggregation_methods, resolve_aggregation_methods, ArchivePolicy, ArchivePolicyItem,
 };
 use carbonara::timespan::{format_timespan, parse_timespan};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::validate::{Fields, Invalid};
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
 use crate::archive_policy::{from_record, to_record};
 use crate::auth::Target;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/archive_policy", get(list).post(create))
-        .route(
-            "/v1/archive_policy/{name}",
-            get(show).patch(update).delete(remove),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
 }
 
 /// An archive policy as Gnocchi renders it: spans as `timedelta` strings,
@@ -49,6 +47,16 @@ pub(super) fn policy_json(policy: &ArchivePolicy) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/archive_policy",
+    tag = "archive policy",
+    responses(
+        (status = 200, description = "Every archive policy", body = Vec<doc::ArchivePolicy>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -63,6 +71,18 @@ async fn list(
     Ok(Json(Value::Array(rendered)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/archive_policy/{name}",
+    tag = "archive policy",
+    params(("name" = String, Path, description = "Archive policy name")),
+    responses(
+        (status = 200, description = "The policy", body = doc::ArchivePolicy),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such archive policy", body = doc::ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -74,6 +94,20 @@ async fn show(
     Ok(Json(policy_json(&policy)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/archive_policy",
+    tag = "archive policy",
+    request_body = doc::ArchivePolicy,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = doc::ArchivePolicy),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "An archive policy of that name already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -122,6 +156,20 @@ async fn create(
 
 /// Changes the timespans of an existing policy's granularities; granularities
 /// themselves cannot be added, dropped or changed.
+#[utoipa::path(
+    patch,
+    path = "/v1/archive_policy/{name}",
+    tag = "archive policy",
+    params(("name" = String, Path, description = "Archive policy name")),
+    request_body = doc::ArchivePolicyUpdate,
+    responses(
+        (status = 200, description = "The changed policy", body = doc::ArchivePolicy),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such archive policy", body = doc::ErrorBody)
+    )
+)]
 async fn update(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -165,6 +213,19 @@ async fn update(
     Ok(Json(policy_json(&policy)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/archive_policy/{name}",
+    tag = "archive policy",
+    params(("name" = String, Path, description = "Archive policy name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The policy is still used by metrics or rules", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such archive policy", body = doc::ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -6,25 +6,23 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use indexer::{ArchivePolicyRule, IndexerError};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::validate::Fields;
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
 use crate::auth::Target;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/archive_policy_rule", get(list).post(create))
-        .route(
-            "/v1/archive_policy_rule/{name}",
-            get(show).patch(rename).delete(remove),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, rename, remove))
 }
 
 fn rule_json(rule: &ArchivePolicyRule) -> Value {
@@ -35,6 +33,16 @@ fn rule_json(rule: &ArchivePolicyRule) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/archive_policy_rule",
+    tag = "archive policy rule",
+    responses(
+        (status = 200, description = "Every rule", body = Vec<doc::ArchivePolicyRule>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -44,6 +52,18 @@ async fn list(
     Ok(Json(rules.iter().map(rule_json).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/archive_policy_rule/{name}",
+    tag = "archive policy rule",
+    params(("name" = String, Path, description = "Archive policy rule name")),
+    responses(
+        (status = 200, description = "The rule", body = doc::ArchivePolicyRule),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such rule", body = doc::ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -54,6 +74,20 @@ async fn show(
     Ok(Json(rule_json(&rule)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/archive_policy_rule",
+    tag = "archive policy rule",
+    request_body = doc::ArchivePolicyRule,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = doc::ArchivePolicyRule),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "A rule of that name already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -85,6 +119,20 @@ async fn create(
 
 /// Renames a rule, the only change Gnocchi allows; taking an existing name is
 /// a 400, not a 409, as in Gnocchi.
+#[utoipa::path(
+    patch,
+    path = "/v1/archive_policy_rule/{name}",
+    tag = "archive policy rule",
+    params(("name" = String, Path, description = "Archive policy rule name")),
+    request_body = doc::ArchivePolicyRuleUpdate,
+    responses(
+        (status = 200, description = "The renamed rule", body = doc::ArchivePolicyRule),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such rule", body = doc::ErrorBody)
+    )
+)]
 async fn rename(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -107,6 +155,18 @@ async fn rename(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/archive_policy_rule/{name}",
+    tag = "archive policy rule",
+    params(("name" = String, Path, description = "Archive policy rule name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such rule", body = doc::ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -15,27 +15,28 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
 use indexer::{IndexerError, MetricFilter, NewMetric};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{is_json, Authenticated};
 use super::measures::{accepted, append, lookup_error};
 use super::measures_body::{measures_error, MeasureList, Measures};
 use super::metric::metric_target;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::ApiError;
 use crate::app::AppState;
 use crate::incoming::MeasureBatch;
 use crate::time::now;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/batch/metrics/measures", post(by_metric))
-        .route("/v1/batch/resources/metrics/measures", post(by_resource))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(by_metric))
+        .routes(routes!(by_resource))
 }
 
 /// Measures for one metric, in the list form or the object form that may
@@ -147,6 +148,19 @@ fn parse<'de, S: DeserializeSeed<'de>>(body: &'de [u8], seed: S) -> Result<S::Va
         .map_err(measures_error)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batch/metrics/measures",
+    tag = "batch",
+    request_body = doc::BatchMetricsMeasures,
+    responses(
+        (status = 202, description = "Accepted and durable"),
+        (status = 400, description = "Invalid input, or `Unknown metrics: …`", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn by_metric(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -198,6 +212,22 @@ async fn by_metric(
     Ok(accepted())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batch/resources/metrics/measures",
+    tag = "batch",
+    params(
+        ("create_metrics" = Option<bool>, Query, description = "Create missing metrics (by the given policy, or the matching rule)")
+    ),
+    request_body = doc::BatchResourcesMeasures,
+    responses(
+        (status = 202, description = "Accepted and durable"),
+        (status = 400, description = "Invalid input, `Unknown metrics: …` or `Unknown resources`", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn by_resource(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -3,18 +3,28 @@
 
 use std::sync::Arc;
 
-use axum::routing::get;
-use axum::Router;
 use carbonara::aggregation::Method;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::json::Json;
+use super::openapi as doc;
 use crate::app::AppState;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/capabilities", get(capabilities))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(capabilities))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/capabilities",
+    tag = "status",
+    security(()),
+    responses(
+        (status = 200, description = "The aggregation methods", body = doc::Capabilities)
+    )
+)]
 async fn capabilities() -> Json<Value> {
     let mut methods: Vec<String> = Method::all().map(|m| m.to_string()).collect();
     methods.sort();

@@ -13,15 +13,17 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::head;
 use indexer::{AttributeSchema, IndexerError, NewResource, ResourceMetric, ResourceUpdate};
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::Authenticated;
 use super::measures::lookup_error;
 use super::metric::metric_target;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::resource::resource_target;
 use super::root::GNOCCHI_API_BUILD;
@@ -37,14 +39,24 @@ use crate::time::now;
 /// `X-Gnocchi-InfluxDB-Tag-Resource-ID`.
 const DEFAULT_RESOURCE_TAG: &str = "host";
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(ping))
         // Gnocchi (Pecan) answers HEAD on ping with 405; so do we.
-        .route("/v1/influxdb/ping", get(ping).head(head_not_allowed))
-        .route("/v1/influxdb/query", post(query))
-        .route("/v1/influxdb/write", post(write))
+        .route("/v1/influxdb/ping", head(head_not_allowed))
+        .routes(routes!(query))
+        .routes(routes!(write))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/influxdb/ping",
+    tag = "ingest",
+    security(()),
+    responses(
+        (status = 204, description = "Up; `X-Influxdb-Version` names the Gnocchi build")
+    )
+)]
 async fn ping() -> Response {
     let version = format!("Gnocchi {GNOCCHI_API_BUILD}");
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -81,6 +93,18 @@ fn create_database(q: &str) -> Option<&str> {
     .then_some(name)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/influxdb/query",
+    tag = "ingest",
+    params(
+        ("q" = Option<String>, Query, description = "Only `CREATE DATABASE <name>` is understood")
+    ),
+    responses(
+        (status = 204, description = "Done"),
+        (status = 501, description = "Any other query", body = doc::ErrorBody)
+    )
+)]
 async fn query(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -115,6 +139,22 @@ async fn query(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/influxdb/write",
+    tag = "ingest",
+    params(
+        ("db" = Option<String>, Query, description = "Database: the resource type of created resources (default `influxdb`)"),
+        ("precision" = Option<String>, Query, description = "Timestamp unit: `n` (default), `u`, `ms`, `s`, `m`, `h`")
+    ),
+    request_body(content = String, content_type = "text/plain", description = "InfluxDB line protocol; the `X-Gnocchi-InfluxDB-Tag-Resource-ID` header names the tag identifying the resource (default `host`)"),
+    responses(
+        (status = 204, description = "Accepted and durable"),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
+    )
+)]
 async fn write(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -7,17 +7,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use carbonara::aggregation::{Method, Scratch};
 use carbonara::calendar::{resample_calendar, CalendarGrouping};
 use carbonara::timespan::{format_seconds, parse_timespan};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{is_json, Authenticated};
 use super::json::write_python_float;
 use super::measures_body::parse_measures;
 use super::metric::metric_target;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::ApiError;
 use crate::app::AppState;
@@ -25,13 +26,10 @@ use crate::incoming::MeasureBatch;
 use crate::metric_cache::CachedMetric;
 use crate::time::{now, parse_timestamp, IsoWriter, RawTimestamp, ISO_MAX_LEN};
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/metric/{id}/measures", post(add_by_id).get(get_by_id))
-        .route(
-            "/v1/resource/{type}/{resource}/metric/{name}/measures",
-            post(add_by_name).get(get_by_name),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(add_by_id, get_by_id))
+        .routes(routes!(add_by_name, get_by_name))
 }
 
 /// The metric a measures route names, checked against `action`.
@@ -71,6 +69,21 @@ pub(super) fn lookup_error(error: crate::metric_cache::LookupError) -> ApiError 
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/metric/{id}/measures",
+    tag = "metric",
+    params(("id" = String, Path, description = "Metric UUID")),
+    request_body = Vec<doc::Measure>,
+    responses(
+        (status = 202, description = "Accepted and durable; aggregated in the background"),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn add_by_id(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -82,6 +95,25 @@ async fn add_by_id(
     add(&state, &entry, &headers, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/resource/{type}/{id}/metric/{name}/measures",
+    tag = "metric",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource")
+    ),
+    request_body = Vec<doc::Measure>,
+    responses(
+        (status = 202, description = "Accepted and durable; aggregated in the background"),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn add_by_name(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -136,6 +168,19 @@ pub(super) fn accepted() -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/metric/{id}/measures",
+    tag = "metric",
+    params(("id" = String, Path, description = "Metric UUID"), doc::MeasuresParams),
+    responses(
+        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric, or no such aggregation method or granularity in its policy", body = doc::ErrorBody)
+    )
+)]
 async fn get_by_id(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -146,6 +191,24 @@ async fn get_by_id(
     get(&state, &entry, &QueryParams::parse(raw.as_deref())).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/metric/{name}/measures",
+    tag = "metric",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource"),
+        doc::MeasuresParams
+    ),
+    responses(
+        (status = 200, description = "The points, oldest first, coarsest granularity first", body = Vec<doc::MeasureRow>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource, metric, aggregation method or granularity", body = doc::ErrorBody)
+    )
+)]
 async fn get_by_name(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use indexer::{IndexerError, Metric, MetricFilter, MetricStatus, NewMetric};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::archive_policy::policy_json;
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::resource::resource_json;
 use super::validate::{Fields, Invalid};
@@ -25,10 +26,10 @@ use crate::auth::Target;
 /// Longest unit Gnocchi stores.
 const MAX_UNIT_LEN: usize = 31;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/metric", get(list).post(create))
-        .route("/v1/metric/{id}", get(show).delete(remove))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, remove))
 }
 
 /// What the access rules look at on a metric.
@@ -111,6 +112,20 @@ pub(super) async fn authorized_metric(
     Ok(metric)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/metric",
+    tag = "metric",
+    request_body = doc::MetricCreate,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = doc::Metric),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -187,6 +202,18 @@ async fn create(
     Ok(created(location, body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/metric/{id}",
+    tag = "metric",
+    params(("id" = String, Path, description = "Metric UUID")),
+    responses(
+        (status = 200, description = "The metric, its policy and resource", body = doc::Metric),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric", body = doc::ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -196,6 +223,18 @@ async fn show(
     Ok(Json(metric_json(&metric, MetricView::Detailed)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/metric/{id}",
+    tag = "metric",
+    params(("id" = String, Path, description = "Metric UUID")),
+    responses(
+        (status = 204, description = "Deleted; its data is removed in the background"),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such metric", body = doc::ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -207,6 +246,27 @@ async fn remove(
 }
 
 /// Lists metrics with filters and pagination.
+#[utoipa::path(
+    get,
+    path = "/v1/metric",
+    tag = "metric",
+    params(
+        doc::PageParams,
+        ("name" = Option<String>, Query, description = "Only metrics of this name"),
+        ("unit" = Option<String>, Query, description = "Only metrics of this unit"),
+        ("archive_policy_name" = Option<String>, Query, description = "Only metrics of this policy"),
+        ("creator" = Option<String>, Query, description = "Only this creator's metrics (non-admins see only their own)"),
+        ("user_id" = Option<String>, Query, description = "Creator's user"),
+        ("project_id" = Option<String>, Query, description = "Creator's project"),
+        ("status" = Option<String>, Query, description = "`active` (default) or `delete`")
+    ),
+    responses(
+        (status = 200, description = "A page of metrics; `Link: rel=\"next\"` when full", body = Vec<doc::Metric>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -1,7 +1,8 @@
 //! The HTTP API: Gnocchi's REST API v1 on axum. The only module that imports axum.
 //!
 //! [`router`] builds the whole application without a socket (tests drive it
-//! with `oneshot`); [`serve`] puts it on a listener. Paths are normalised before
+//! with `oneshot`); [`serve`] puts it on a listener. Every request is bounded
+//! by `--request-timeout` (see the `timeout` module). Paths are normalised before
 //! routing, because Gnocchi clients send `//name` and trailing slashes that
 //! Pecan accepted.
 
@@ -18,6 +19,7 @@ mod json;
 mod measures;
 mod measures_body;
 mod metric;
+mod openapi;
 mod prometheus;
 mod query;
 mod resource;
@@ -25,6 +27,7 @@ mod resource_type;
 mod root;
 mod search;
 mod status;
+mod timeout;
 mod validate;
 
 use std::future::Future;
@@ -36,6 +39,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router, ServiceExt};
 use tokio::net::TcpListener;
 use tower::Layer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
@@ -45,9 +50,10 @@ pub use error::ApiError;
 /// Prometheus remote-write payloads, a bound on what one request can pin.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// The application, routes and middleware, without path normalisation.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+/// Every route with its description: what [`router`] serves is what
+/// [`openapi`] documents (see the `openapi` module).
+fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(root::routes())
         .merge(archive_policy::routes())
         .merge(archive_policy_rule::routes())
@@ -62,11 +68,36 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(aggregates::routes())
         .merge(influxdb::routes())
         .merge(prometheus::routes())
+}
+
+/// The application, routes and middleware, without path normalisation.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(|| async { ApiError::no_route() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Inside `negotiate`, so a timeout is rendered as the client asked.
+        .layer(middleware::from_fn_with_state(
+            state.config.request_timeout,
+            timeout::limit,
+        ))
         .layer(middleware::from_fn(error::negotiate))
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// [`openapi`] as pretty JSON ending in a newline: what `gnocchid openapi`
+/// prints and `api-docs/openapi.json` holds.
+pub fn openapi_json() -> String {
+    let mut text =
+        serde_json::to_string_pretty(&openapi()).expect("an OpenAPI document always serialises");
+    text.push('\n');
+    text
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes.

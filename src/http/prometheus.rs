@@ -9,14 +9,15 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
 use indexer::{AttributeSchema, AttributeType};
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::Authenticated;
 use super::influxdb::{push_batches, resource_metrics, AutoResource};
 use super::measures::accepted;
+use super::openapi as doc;
 use super::ApiError;
 use crate::app::AppState;
 use crate::ingest::remote_write::{self, RemoteWriteError};
@@ -24,8 +25,8 @@ use crate::ingest::MetricSeries;
 
 const RESOURCE_TYPE: &str = "prometheus";
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/prometheus/write", post(write))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(write))
 }
 
 /// Gnocchi's `prometheus` resource type.
@@ -49,6 +50,18 @@ fn decode_error(error: RemoteWriteError) -> ApiError {
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/prometheus/write",
+    tag = "ingest",
+    request_body(content = Vec<u8>, content_type = "application/x-protobuf", description = "A snappy-compressed Prometheus remote-write `WriteRequest`"),
+    responses(
+        (status = 202, description = "Accepted and durable"),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
+    )
+)]
 async fn write(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

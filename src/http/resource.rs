@@ -14,24 +14,26 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use indexer::{
     Filter, FilterValue, IndexerError, MetricFilter, MetricStatus, NewResource, Op, Pagination,
     Resource, ResourceMetric, ResourceType, ResourceUpdate, SearchOptions, SortKey,
 };
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Authenticated, BaseUrl};
 use super::json::Json;
 use super::metric::{metric_json, metric_target, MetricView};
+use super::openapi as doc;
 use super::query::{parse_bool, Page, QueryParams};
 use super::validate::Invalid;
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
 use crate::auth::Target;
+use crate::config::AuthMode;
 use crate::time::{iso8601, parse_timestamp, RawTimestamp};
 
 /// Gnocchi's default order of resource listings and searches.
@@ -40,26 +42,14 @@ const DEFAULT_SORT: &[&str] = &["revision_start:asc", "started_at:asc"];
 /// Longest unit Gnocchi stores for a metric.
 const MAX_UNIT_LEN: usize = 31;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/resource", get(index))
-        .route(
-            "/v1/resource/{type}",
-            get(list).post(create).delete(remove_many),
-        )
-        .route(
-            "/v1/resource/{type}/{id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route("/v1/resource/{type}/{id}/history", get(history))
-        .route(
-            "/v1/resource/{type}/{id}/metric",
-            get(metrics).post(add_metrics),
-        )
-        .route(
-            "/v1/resource/{type}/{id}/metric/{name}",
-            get(show_metric).delete(remove_metric),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(list, create, remove_many))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(history))
+        .routes(routes!(metrics, add_metrics))
+        .routes(routes!(show_metric, remove_metric))
 }
 
 fn datetime(value: &DateTime<Utc>) -> Value {
@@ -257,15 +247,26 @@ pub(super) fn requested_attrs(query: &QueryParams) -> Vec<String> {
     query.all("attrs").map(str::to_owned).collect()
 }
 
-/// Restricts what non-admins see, as Gnocchi's policy filter does: when the
+/// Restricts what non-admins reach, as Gnocchi's policy filter does: when the
 /// rule does not allow `action` on every resource of the type, only the
 /// resources the caller created or whose project is the caller's.
+///
+/// Gnocchi computes that filter only with project-aware identities (its
+/// Keystone and `noauth` helpers); its basic and remote-user helpers return
+/// no filter, so there every caller lists and searches every resource, and
+/// reading one still checks `get resource`. We follow that for listing and
+/// searching. A batch delete (`delete resources`) stays restricted to what
+/// the caller may delete in every mode: Gnocchi would let any basic-auth user
+/// delete everyone's resources, which no operator wants.
 pub(super) fn policy_filter(
     state: &AppState,
     caller: &Authenticated,
     action: &str,
     type_name: &str,
 ) -> Result<Option<Filter>, ApiError> {
+    if state.config.auth_mode != AuthMode::Noauth && action != "delete resources" {
+        return Ok(None);
+    }
     let base = || Target::new().with("resource_type", Some(type_name));
     if state.policy.allows(action, &caller.0, &base()) {
         return Ok(None);
@@ -683,6 +684,14 @@ fn parse_fields(
 // Handlers.
 
 /// The resource types and the URL listing each.
+#[utoipa::path(
+    get,
+    path = "/v1/resource",
+    tag = "resource",
+    responses(
+        (status = 200, description = "The URL listing each resource type, by type name", body = std::collections::BTreeMap<String, String>)
+    )
+)]
 async fn index(State(state): State<Arc<AppState>>, base: BaseUrl) -> Result<Json<Value>, ApiError> {
     let types = state.indexer.list_resource_types().await?;
     let links: Map<String, Value> = types
@@ -695,6 +704,24 @@ async fn index(State(state): State<Arc<AppState>>, base: BaseUrl) -> Result<Json
     Ok(Json(Value::Object(links)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/resource/{type}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)")
+    ),
+    request_body = doc::ResourceCreate,
+    responses(
+        (status = 201, description = "Created; `Location`, `ETag` and `Last-Modified` set", body = doc::Resource),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody),
+        (status = 409, description = "A resource with that id already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -758,6 +785,23 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
+    responses(
+        (status = 200, description = "The resource, with `ETag` and `Last-Modified`", body = doc::Resource),
+        (status = 304, description = "Not modified (If-None-Match, If-Modified-Since)"),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = doc::ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -776,6 +820,26 @@ async fn show(
 
 /// Changes some attributes; a new revision is recorded only when one of them
 /// actually changes, and `metrics` replaces the resource's metrics.
+#[utoipa::path(
+    patch,
+    path = "/v1/resource/{type}/{id}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
+    request_body = doc::ResourceUpdate,
+    responses(
+        (status = 200, description = "The changed resource", body = doc::Resource),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = doc::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn update(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -819,6 +883,22 @@ async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/resource/{type}/{id}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
+    responses(
+        (status = 204, description = "Deleted, with its metrics"),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 412, description = "A precondition header (If-Match, If-Unmodified-Since) failed", body = doc::ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -838,6 +918,23 @@ async fn remove(
 
 /// Lists resources of a type (of every type for `generic`), optionally with
 /// their old revisions and, through `generic`, their type's attributes.
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        doc::PageParams,
+        doc::ResourceListParams
+    ),
+    responses(
+        (status = 200, description = "A page of resources; `Link: rel=\"next\"` when full", body = Vec<doc::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -897,6 +994,23 @@ pub(super) async fn search_page(
 
 /// Deletes the resources matching a filter (JSON body or `?filter=`); an
 /// empty filter is refused rather than emptying the index.
+#[utoipa::path(
+    delete,
+    path = "/v1/resource/{type}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("filter" = Option<String>, Query, description = "The filter in string form, instead of a body")
+    ),
+    request_body = doc::Filter,
+    responses(
+        (status = 200, description = "`{\"deleted\": n}`: how many resources the filter matched and the caller could delete", body = serde_json::Value),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
+    )
+)]
 async fn remove_many(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -923,6 +1037,24 @@ async fn remove_many(
 }
 
 /// Every revision of a resource, oldest first unless sorted otherwise.
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/history",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        doc::PageParams,
+        ("details" = Option<bool>, Query, description = "Include type-specific attributes")
+    ),
+    responses(
+        (status = 200, description = "Every revision, oldest first unless sorted otherwise", body = Vec<doc::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody)
+    )
+)]
 async fn history(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -987,6 +1119,21 @@ async fn resource_metrics(state: &AppState, resource_id: Uuid) -> Result<Value, 
     Ok(Value::Array(rendered))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/metric",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
+    responses(
+        (status = 200, description = "The resource's metrics", body = Vec<doc::Metric>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody)
+    )
+)]
 async fn metrics(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -997,6 +1144,25 @@ async fn metrics(
 }
 
 /// Creates (or links) named metrics on the resource; answers all its metrics.
+#[utoipa::path(
+    post,
+    path = "/v1/resource/{type}/{id}/metric",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave")
+    ),
+    request_body = doc::ResourceMetrics,
+    responses(
+        (status = 200, description = "All the resource's metrics", body = Vec<doc::Metric>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type or resource", body = doc::ErrorBody),
+        (status = 409, description = "A metric of that name on the resource already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn add_metrics(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1039,6 +1205,22 @@ async fn named_metric(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource/{type}/{id}/metric/{name}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource")
+    ),
+    responses(
+        (status = 200, description = "The metric", body = doc::Metric),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = doc::ErrorBody)
+    )
+)]
 async fn show_metric(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1049,6 +1231,22 @@ async fn show_metric(
     Ok(Json(metric_json(&metric, MetricView::Detailed)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/resource/{type}/{id}/metric/{name}",
+    tag = "resource",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        ("id" = String, Path, description = "Resource id: a UUID or the original id the creator gave"),
+        ("name" = String, Path, description = "Metric name on the resource")
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource or metric", body = doc::ErrorBody)
+    )
+)]
 async fn remove_metric(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -8,13 +8,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use indexer::{AttributeSchema, AttributeType, IndexerError, ResourceType, ResourceTypeUpdate};
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl, JsonBody};
 use super::json::Json;
+use super::openapi as doc;
 use super::resource::{key_error, location, read_json, value_error};
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
@@ -26,13 +27,10 @@ const DEFAULT_MAX_LENGTH: u32 = 256;
 /// Longest resource type name.
 const MAX_NAME_LEN: usize = 255;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/resource_type", get(list).post(create))
-        .route(
-            "/v1/resource_type/{name}",
-            get(show).patch(update).delete(remove),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
 }
 
 /// Integral bounds render as integers, as Gnocchi's do.
@@ -264,6 +262,16 @@ fn parse_attributes(
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource_type",
+    tag = "resource type",
+    responses(
+        (status = 200, description = "Every resource type", body = Vec<doc::ResourceType>),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -273,6 +281,18 @@ async fn list(
     Ok(Json(types.iter().map(type_json).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/resource_type/{name}",
+    tag = "resource type",
+    params(("name" = String, Path, description = "Resource type name")),
+    responses(
+        (status = 200, description = "The type", body = doc::ResourceType),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -283,6 +303,20 @@ async fn show(
     Ok(Json(type_json(&rt)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/resource_type",
+    tag = "resource type",
+    request_body = doc::ResourceTypeCreate,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = doc::ResourceType),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 409, description = "A resource type of that name already exists", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -414,6 +448,21 @@ fn apply(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
 /// Adds and removes attributes with a JSON patch
 /// (`application/json-patch+json`); `options.fill` gives existing resources
 /// a value for a new or newly required attribute.
+#[utoipa::path(
+    patch,
+    path = "/v1/resource_type/{name}",
+    tag = "resource type",
+    params(("name" = String, Path, description = "Resource type name")),
+    request_body(content = Vec<doc::JsonPatchOp>, content_type = "application/json-patch+json"),
+    responses(
+        (status = 200, description = "The changed type", body = doc::ResourceType),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn update(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -464,6 +513,19 @@ async fn update(
     Ok(Json(type_json(&rt)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/resource_type/{name}",
+    tag = "resource type",
+    params(("name" = String, Path, description = "Resource type name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Resources of the type still exist", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody)
+    )
+)]
 async fn remove(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::BaseUrl;
 use super::json::Json;
@@ -30,13 +30,22 @@ const V1_COLLECTIONS: &[&str] = &[
     "status",
 ];
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", get(versions))
-        .route("/healthcheck", get(healthcheck).head(healthcheck))
-        .route("/v1", get(v1_index))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(versions))
+        .routes(routes!(healthcheck))
+        .routes(routes!(v1_index))
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "root",
+    security(()),
+    responses(
+        (status = 200, description = "Versions and Gnocchi build number", body = serde_json::Value)
+    )
+)]
 async fn versions(base: BaseUrl) -> Json<Value> {
     Json(json!({
         "build": GNOCCHI_API_BUILD,
@@ -49,10 +58,28 @@ async fn versions(base: BaseUrl) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(
+    method(get, head),
+    path = "/healthcheck",
+    tag = "root",
+    security(()),
+    responses(
+        (status = 200, description = "The server is up", body = String)
+    )
+)]
 async fn healthcheck() -> &'static str {
     "OK"
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1",
+    tag = "root",
+    security(()),
+    responses(
+        (status = 200, description = "Links to the collections", body = serde_json::Value)
+    )
+)]
 async fn v1_index(base: BaseUrl) -> Json<Value> {
     let root = base.join("/v1");
     let mut links = vec![json!({"rel": "self", "href": root})];

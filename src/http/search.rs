@@ -8,18 +8,42 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
+use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl};
+use super::openapi as doc;
 use super::resource::{combine, listing_query, policy_filter, request_filter, search_page};
 use super::ApiError;
 use crate::app::AppState;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/search/resource/{type}", post(search).get(not_allowed))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .route("/v1/search/resource/{type}", get(not_allowed))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/search/resource/{type}",
+    tag = "search",
+    params(
+        ("type" = String, Path, description = "Resource type name (`generic` reaches every type)"),
+        doc::PageParams,
+        doc::ResourceListParams,
+        ("filter" = Option<String>, Query, description = "The filter in string form (`user_id = 'x' and started_at > '2014-01-01'`), instead of a body")
+    ),
+    request_body = doc::Filter,
+    responses(
+        (status = 200, description = "A page of matching resources; `Link: rel=\"next\"` when full", body = Vec<doc::Resource>),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such resource type", body = doc::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = doc::ErrorBody)
+    )
+)]
 async fn search(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

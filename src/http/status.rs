@@ -3,24 +3,39 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::Authenticated;
 use super::json::Json;
+use super::openapi as doc;
 use super::query::QueryParams;
 use super::ApiError;
 use crate::app::AppState;
 use crate::auth::Target;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/status", get(status))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(status))
 }
 
 /// `{"storage": {"summary": {...}, "measures_to_process": {...}}, "metricd":
 /// {"processors": [...], "statistics": {...}}}`; `details=false` leaves out
 /// the per-metric counts.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "status",
+    params(
+        ("details" = Option<bool>, Query, description = "Include per-metric counts (default true)")
+    ),
+    responses(
+        (status = 200, description = "Backlog of measures to process and the processors", body = doc::Status),
+        (status = 400, description = "Invalid input; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody)
+    )
+)]
 async fn status(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,

@@ -424,7 +424,7 @@ fn conditional_requests_follow_gnocchi() {
 }
 
 #[test]
-fn access_is_restricted_to_the_creator() {
+fn basic_auth_lists_everything_but_guards_each_resource() {
     let server = TestServer::spawn(&[]);
     create(&server, "generic", json!({"id": "mine"}));
     let reply = send(
@@ -453,8 +453,10 @@ fn access_is_restricted_to_the_creator() {
         &json!({"user_id": "x"}),
     );
     assert_eq!(reply.status, 403);
+    // Gnocchi's basic-auth helper puts no filter on listings and searches:
+    // everyone sees every resource, reading one is what the policy guards.
     let reply = send(&server, "GET", "/v1/resource/generic", FOOBAR, &Value::Null);
-    assert_eq!(reply.json().as_array().unwrap().len(), 1);
+    assert_eq!(reply.json().as_array().unwrap().len(), 2);
     let reply = send(
         &server,
         "POST",
@@ -462,7 +464,7 @@ fn access_is_restricted_to_the_creator() {
         FOOBAR,
         &json!({}),
     );
-    assert_eq!(reply.json().as_array().unwrap().len(), 1);
+    assert_eq!(reply.json().as_array().unwrap().len(), 2);
     let reply = send(&server, "GET", "/v1/resource/generic", ADMIN, &Value::Null);
     assert_eq!(reply.json().as_array().unwrap().len(), 2);
     // A batch delete only reaches the caller's resources.
@@ -749,4 +751,245 @@ fn named_metrics_of_a_resource() {
         .status,
         404
     );
+}
+
+/// Headers of a `noauth` caller.
+fn noauth(user: &str, project: &str, roles: &str) -> Vec<(String, String)> {
+    vec![
+        ("X-User-Id".to_owned(), user.to_owned()),
+        ("X-Project-Id".to_owned(), project.to_owned()),
+        ("X-Roles".to_owned(), roles.to_owned()),
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+        ("Accept".to_owned(), "application/json".to_owned()),
+    ]
+}
+
+fn send_as(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    who: &[(String, String)],
+    body: &Value,
+) -> Reply {
+    let headers: Vec<(&str, &str)> = who.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    server.request(method, path, &headers, &text)
+}
+
+fn original_ids(reply: &Reply) -> Vec<String> {
+    let mut found: Vec<String> = reply
+        .json()
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {}", reply.body))
+        .iter()
+        .map(|r| r["original_resource_id"].as_str().unwrap().to_owned())
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+#[test]
+fn project_identities_list_their_projects_resources() {
+    let server = TestServer::spawn(&["--auth-mode", "noauth"]);
+    let u1 = noauth("u1", "p1", "member");
+    let u2 = noauth("u2", "p2", "member");
+    let reply = send_as(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        &u1,
+        &json!({"id": "a"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = send_as(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        &u2,
+        &json!({"id": "b"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    // Created by u2 but owned by p1: p1's members see it.
+    let reply = send_as(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        &u2,
+        &json!({"id": "c", "project_id": "p1"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+
+    let listed = send_as(&server, "GET", "/v1/resource/generic", &u1, &Value::Null);
+    assert_eq!(original_ids(&listed), ["a", "c"]);
+    // Another member of p1 sees what p1 created and what p1 owns.
+    let u3 = noauth("u3", "p1", "member");
+    let searched = send_as(
+        &server,
+        "POST",
+        "/v1/search/resource/generic",
+        &u3,
+        &json!({}),
+    );
+    assert_eq!(original_ids(&searched), ["a", "c"]);
+    let listed = send_as(&server, "GET", "/v1/resource/generic", &u2, &Value::Null);
+    assert_eq!(original_ids(&listed), ["b", "c"]);
+    let admin = noauth("root", "p9", "admin");
+    let listed = send_as(&server, "GET", "/v1/resource/generic", &admin, &Value::Null);
+    assert_eq!(original_ids(&listed), ["a", "b", "c"]);
+}
+
+#[test]
+fn attaching_a_metric_requires_the_resource_creator_to_own_it() {
+    let server = TestServer::spawn(&[]);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/archive_policy",
+        ADMIN,
+        &json!({"name": "tiny", "definition": [{"granularity": "1 minute", "points": 5}]}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let metric_of = |auth: &str| -> String {
+        let reply = send(
+            &server,
+            "POST",
+            "/v1/metric",
+            auth,
+            &json!({"archive_policy_name": "tiny"}),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["id"].as_str().unwrap().to_owned()
+    };
+    let theirs = metric_of(FOOBAZ);
+    let mine = metric_of(FOOBAR);
+    let path = "/v1/resource/generic/r1";
+
+    // Not at creation, not by PATCH, not through the metric sub-resource.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        FOOBAR,
+        &json!({"id": "r1", "metrics": {"cpu": theirs}}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains(&format!("Metric {theirs} does not exist")),
+        "{}",
+        reply.body
+    );
+    let uuid = create(&server, "generic", json!({"id": "r1"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = send(
+        &server,
+        "PATCH",
+        path,
+        FOOBAR,
+        &json!({"metrics": {"cpu": theirs}}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains(&format!("Metric {theirs} does not exist")),
+        "{}",
+        reply.body
+    );
+    let reply = send(
+        &server,
+        "POST",
+        &format!("{path}/metric"),
+        FOOBAR,
+        &json!({"cpu": theirs}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // An admin acting on foobar's resource cannot hand it foobaz's metric either.
+    // (An original id names another resource for another user: use the UUID.)
+    let by_uuid = format!("/v1/resource/generic/{uuid}");
+    let reply = send(
+        &server,
+        "PATCH",
+        &by_uuid,
+        ADMIN,
+        &json!({"metrics": {"cpu": theirs}}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // Nothing was attached, and the metric still has no resource.
+    let reply = send(&server, "GET", path, FOOBAR, &Value::Null);
+    assert_eq!(reply.json()["metrics"], json!({}));
+    let reply = send(
+        &server,
+        "GET",
+        &format!("/v1/metric/{theirs}"),
+        FOOBAZ,
+        &Value::Null,
+    );
+    assert_eq!(reply.json()["resource_id"], Value::Null);
+
+    let reply = send(
+        &server,
+        "PATCH",
+        path,
+        FOOBAR,
+        &json!({"metrics": {"cpu": mine}}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["metrics"], json!({"cpu": mine}));
+}
+
+#[test]
+fn every_revision_shows_the_resource_metrics() {
+    let server = TestServer::spawn(&[]);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/archive_policy",
+        ADMIN,
+        &json!({"name": "tiny", "definition": [{"granularity": "1 minute", "points": 5}]}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let resource = create(
+        &server,
+        "generic",
+        json!({"id": "r1", "user_id": "u1", "metrics": {"cpu": {"archive_policy_name": "tiny"}}}),
+    );
+    let path = "/v1/resource/generic/r1";
+    for user in ["u2", "u3"] {
+        let reply = send(&server, "PATCH", path, FOOBAR, &json!({"user_id": user}));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let expected = resource["metrics"].clone();
+    assert_eq!(expected.as_object().unwrap().len(), 1);
+
+    let reply = send(
+        &server,
+        "GET",
+        &format!("{path}/history"),
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let revisions = reply.json();
+    let revisions = revisions.as_array().unwrap();
+    assert_eq!(revisions.len(), 3);
+    for revision in revisions {
+        assert_eq!(revision["metrics"], expected, "{revision}");
+    }
+    // The same through a history search, old revisions included.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/search/resource/generic?history=true",
+        FOOBAR,
+        &json!({"=": {"user_id": "u1"}}),
+    );
+    assert_eq!(reply.json()[0]["metrics"], expected, "{}", reply.body);
 }

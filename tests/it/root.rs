@@ -94,3 +94,52 @@ fn capabilities_list_every_method_and_its_rate() {
     assert!(!methods.contains(&"100pct") && !methods.contains(&"0pct"));
     assert_eq!(methods.len(), (9 + 99) * 2);
 }
+
+#[test]
+fn request_timeout_takes_a_positive_span() {
+    // A valid span starts a server that answers normally.
+    let server = TestServer::spawn(&["--request-timeout", "2min"]);
+    assert_eq!(server.get("/healthcheck").status, 200);
+
+    for bad in ["0", "-5s", "soon"] {
+        // Were the value accepted, the unusable data directory would make
+        // the server exit at once instead of serving.
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gnocchid"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--data-dir", "/proc/gnocchid-no-such-dir"])
+            .arg(format!("--request-timeout={bad}"))
+            .output()
+            .expect("gnocchid runs");
+        assert!(!output.status.success(), "--request-timeout {bad} accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--request-timeout"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_request_past_the_timeout_is_answered_503() {
+    use std::io::{Read, Write};
+
+    let server = TestServer::spawn(&["--request-timeout", "1s"]);
+    // The body never arrives: only the timeout can end this request.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    stream
+        .write_all(
+            b"POST /v1/archive_policy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+              Authorization: basic YWRtaW46\r\nAccept: application/json\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":",
+        )
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let doc: serde_json::Value = serde_json::from_str(body).expect("a JSON error");
+    assert_eq!(doc["code"], 503);
+    assert_eq!(
+        doc["description"],
+        "Request timed out after 1 seconds. Please try again."
+    );
+    // The server goes on serving.
+    assert_eq!(server.get("/healthcheck").status, 200);
+}
