@@ -49,7 +49,8 @@
 //! - The active segment rotates at 64 MiB, or at 1 MiB when nothing is
 //!   pending; new segment files and deletions are fsynced in the directory.
 //!
-//! One process may open a directory at a time (not enforced).
+//! One process may open a directory at a time: an exclusive `flock` on
+//! `LOCK` in it refuses a second one ([`IncomingError::InUse`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -317,6 +318,10 @@ pub struct LocalLogIncoming {
     shared: Arc<Shared>,
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
+    /// Holds the directory's exclusive `flock`: two processes appending to
+    /// and acknowledging one log would corrupt each other's index. Released
+    /// after the writer has stopped (fields drop after `Drop::drop`).
+    _lock: File,
 }
 
 impl std::fmt::Debug for LocalLogIncoming {
@@ -338,6 +343,7 @@ impl LocalLogIncoming {
         let dir = dir.into();
         let sack_count = sack_count.max(1);
         fs::create_dir_all(&dir).map_err(|e| IncomingError::io(&dir, e))?;
+        let lock = lock_dir(&dir)?;
         let mut ids = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| IncomingError::io(&dir, e))? {
             let entry = entry.map_err(|e| IncomingError::io(&dir, e))?;
@@ -410,6 +416,7 @@ impl LocalLogIncoming {
             shared,
             tx: Some(tx),
             writer: Some(writer),
+            _lock: lock,
         })
     }
 
@@ -440,6 +447,30 @@ impl LocalLogIncoming {
         codec::put_record(&mut buf, |b| codec::put_ack_body(b, &raw));
         self.submit(buf, Op::Ack(entries)).await
     }
+}
+
+/// Takes `dir/LOCK` exclusively, or says which directory is in use.
+fn lock_dir(dir: &Path) -> Result<File, IncomingError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| IncomingError::io(&path, e))?;
+    // SAFETY: `file` is open for the duration of the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(if err.kind() == std::io::ErrorKind::WouldBlock {
+            IncomingError::InUse {
+                dir: dir.to_owned(),
+            }
+        } else {
+            IncomingError::io(&path, err)
+        });
+    }
+    Ok(file)
 }
 
 impl Drop for LocalLogIncoming {

@@ -226,6 +226,13 @@ pub enum IncomingError {
         #[source]
         source: Arc<io::Error>,
     },
+    /// Another process (or another store in this one) has the local log
+    /// open; only one may append to and acknowledge it.
+    #[error("incoming log {dir} is in use by another gnocchid process")]
+    InUse {
+        /// The log directory.
+        dir: PathBuf,
+    },
     /// A Redis command failed or Redis is unreachable.
     #[error("incoming redis error: {0}")]
     Redis(#[from] ::redis::RedisError),

@@ -670,3 +670,15 @@ async fn redis_wakeup_reaches_other_processes() {
     })
     .await;
 }
+
+#[test]
+fn local_log_refuses_a_second_opener_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = LocalLogIncoming::open(dir.path(), SACKS).unwrap();
+    match LocalLogIncoming::open(dir.path(), SACKS) {
+        Err(IncomingError::InUse { dir: busy }) => assert_eq!(busy, dir.path()),
+        other => panic!("a second open of one log must be refused, got {other:?}"),
+    }
+    drop(first);
+    LocalLogIncoming::open(dir.path(), SACKS).expect("the lock goes with the first store");
+}
