@@ -9,9 +9,11 @@
 //! and [`AggregatedSplit::from_block`] bridge to the codec's
 //! [`SplitBlock`].
 //!
-//! In memory each method is a dense column of 3600 slots where NaN means "no
-//! value": applying a 100-point update is then a few slice writes, with no
-//! search and no reallocation.
+//! In memory each method is a dense column where NaN means "no value",
+//! over a window of the split's slots that grows to hold what was written
+//! (word-aligned, shared by every method): applying a 100-point update is a
+//! few slice writes, with no search, and a split holding an hour of a
+//! 2.5-day span costs an hour of memory, not 3600 slots per method.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -145,6 +147,11 @@ fn span(granularity: i64) -> i128 {
 #[derive(Clone)]
 pub struct AggregatedSplit {
     key: SplitKey,
+    /// Slots `[lo, hi)` are held by every column (`lo` a multiple of 64,
+    /// `hi` one too or [`SPLIT_SLOTS`]); outside it nothing has a value.
+    lo: usize,
+    hi: usize,
+    /// One vector of `hi - lo` values per method.
     columns: BTreeMap<Method, Vec<f64>>,
     /// Superset of the slots where some column holds a value (bit set when
     /// a slot is written, never cleared): lets `to_block` and `series` skip
@@ -163,7 +170,10 @@ impl PartialEq for AggregatedSplit {
                 .iter()
                 .zip(&other.columns)
                 .all(|((ma, a), (mb, b))| {
-                    ma == mb && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+                    ma == mb
+                        && (0..SLOTS).all(|slot| {
+                            self.value(a, slot).to_bits() == other.value(b, slot).to_bits()
+                        })
                 })
     }
 }
@@ -188,9 +198,57 @@ impl AggregatedSplit {
     pub fn new(key: SplitKey) -> AggregatedSplit {
         AggregatedSplit {
             key,
+            lo: 0,
+            hi: 0,
             columns: BTreeMap::new(),
             occupied: [0; WORDS],
         }
+    }
+
+    /// The value of `column` (one of this split's) at `slot`, NaN outside
+    /// the window.
+    fn value(&self, column: &[f64], slot: usize) -> f64 {
+        if (self.lo..self.hi).contains(&slot) {
+            column[slot - self.lo]
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// Grows the window (and every column) to hold slots `[lo, hi)`.
+    fn cover(&mut self, lo: usize, hi: usize) {
+        if lo >= hi {
+            return;
+        }
+        let lo = lo / 64 * 64;
+        let hi = hi.div_ceil(64).saturating_mul(64).min(SLOTS);
+        let (new_lo, new_hi) = if self.lo == self.hi {
+            (lo, hi)
+        } else {
+            (lo.min(self.lo), hi.max(self.hi))
+        };
+        if (new_lo, new_hi) == (self.lo, self.hi) {
+            return;
+        }
+        let front = if self.lo == self.hi {
+            0
+        } else {
+            self.lo - new_lo
+        };
+        for column in self.columns.values_mut() {
+            if front > 0 {
+                column.splice(0..0, std::iter::repeat_n(f64::NAN, front));
+            }
+            column.resize(new_hi - new_lo, f64::NAN);
+        }
+        self.lo = new_lo;
+        self.hi = new_hi;
+    }
+
+    /// Approximate bytes this split holds in memory (for cache weights).
+    pub fn memory_bytes(&self) -> u64 {
+        let column = ((self.hi - self.lo) * 8 + 64) as u64;
+        256 + self.columns.len() as u64 * column
     }
 
     /// Which split this is.
@@ -221,29 +279,37 @@ impl AggregatedSplit {
             .into());
         }
         let key = self.key;
-        let column = self
-            .columns
-            .entry(update.method())
-            .or_insert_with(|| vec![f64::NAN; SLOTS]);
         let start = floor(from, key.granularity);
         let clear_from = if start < key.start {
             0
         } else {
             key.slot(start).unwrap_or(SLOTS)
         };
-        // Only words that may hold a value need clearing (the rest is NaN).
-        let mut slot = clear_from;
-        while slot < SLOTS {
-            let end = ((slot / 64 + 1) * 64).min(SLOTS);
+        let (ts, vs) = update.range(Some(start.max(key.start)), Some(key.end()));
+        if let (Some(first), Some(last)) = (
+            ts.first().and_then(|&t| key.slot(t)),
+            ts.last().and_then(|&t| key.slot(t)),
+        ) {
+            self.cover(first, last + 1);
+        }
+        let (lo, hi) = (self.lo, self.hi);
+        let column = self
+            .columns
+            .entry(update.method())
+            .or_insert_with(|| vec![f64::NAN; hi - lo]);
+        // Only words that may hold a value need clearing (the rest is NaN),
+        // and only inside the window.
+        let mut slot = clear_from.max(lo);
+        while slot < hi {
+            let end = ((slot / 64 + 1) * 64).min(hi);
             if self.occupied[slot / 64] != 0 {
-                column[slot..end].fill(f64::NAN);
+                column[slot - lo..end - lo].fill(f64::NAN);
             }
             slot = end;
         }
-        let (ts, vs) = update.range(Some(start.max(key.start)), Some(key.end()));
         for (&t, &v) in ts.iter().zip(vs) {
             if let Some(slot) = key.slot(t) {
-                column[slot] = v;
+                column[slot - lo] = v;
                 self.occupied[slot / 64] |= 1 << (slot % 64);
             }
         }
@@ -258,8 +324,9 @@ impl AggregatedSplit {
         } else {
             self.key.slot(cutoff).map_or(SLOTS, |s| s + 1)
         };
+        let upto = upto.clamp(self.lo, self.hi);
         for column in self.columns.values_mut() {
-            column[..upto].fill(f64::NAN);
+            column[..upto - self.lo].fill(f64::NAN);
         }
     }
 
@@ -280,12 +347,13 @@ impl AggregatedSplit {
     pub fn last_timestamp(&self, method: Method) -> Option<i64> {
         let column = self.columns.get(&method)?;
         for (w, &occupied) in self.occupied.iter().enumerate().rev() {
-            if occupied == 0 {
+            let (lo, hi) = ((w * 64).max(self.lo), ((w + 1) * 64).min(self.hi));
+            if occupied == 0 || lo >= hi {
                 continue;
             }
-            let words = &column[w * 64..((w + 1) * 64).min(SLOTS)];
+            let words = &column[lo - self.lo..hi - self.lo];
             if let Some(slot) = words.iter().rposition(|v| !v.is_nan()) {
-                return Some(self.key.slot_timestamp(w * 64 + slot));
+                return Some(self.key.slot_timestamp(lo + slot));
             }
         }
         None
@@ -328,12 +396,13 @@ impl AggregatedSplit {
                 slot
             }
         };
+        let (first, end) = (first.max(self.lo), end.min(self.hi));
         for (w, &occupied) in self.occupied.iter().enumerate() {
             let (lo, hi) = ((w * 64).max(first), ((w + 1) * 64).min(end));
             if occupied == 0 || lo >= hi {
                 continue;
             }
-            for (slot, &v) in column[lo..hi].iter().enumerate() {
+            for (slot, &v) in column[lo - self.lo..hi - self.lo].iter().enumerate() {
                 if !v.is_nan() {
                     ts.push(self.key.slot_timestamp(lo + slot));
                     vs.push(v);
@@ -364,11 +433,12 @@ impl AggregatedSplit {
         let present = &mut block.present;
         present.clear();
         present.resize(WORDS, 0);
+        let first_word = self.lo / 64;
         for column in self.columns.values() {
-            for ((word, chunk), &occupied) in present
+            for ((word, chunk), &occupied) in present[first_word..]
                 .iter_mut()
                 .zip(column.chunks(64))
-                .zip(&self.occupied)
+                .zip(&self.occupied[first_word..])
             {
                 if occupied == 0 {
                     continue;
@@ -391,14 +461,16 @@ impl AggregatedSplit {
             let values = &mut out.values;
             values.clear();
             values.reserve(count);
-            for (w, &word) in block.present.iter().enumerate() {
+            // Present words all lie inside the window.
+            for (w, &word) in block.present.iter().enumerate().skip(first_word) {
+                let base = w * 64 - self.lo;
                 if word == u64::MAX {
-                    values.extend_from_slice(&column[w * 64..w * 64 + 64]);
+                    values.extend_from_slice(&column[base..base + 64]);
                     continue;
                 }
                 let mut bits = word;
                 while bits != 0 {
-                    values.push(column[w * 64 + bits.trailing_zeros() as usize]);
+                    values.push(column[base + bits.trailing_zeros() as usize]);
                     bits &= bits - 1;
                 }
             }
@@ -421,6 +493,12 @@ impl AggregatedSplit {
             ));
         }
         let count = block.present_count();
+        let first = block.present.iter().position(|&w| w != 0);
+        let last = block.present.iter().rposition(|&w| w != 0);
+        let (lo, hi) = match (first, last) {
+            (Some(first), Some(last)) => (first * 64, ((last + 1) * 64).min(SLOTS)),
+            _ => (0, 0),
+        };
         let mut columns = BTreeMap::new();
         for column in &block.columns {
             let method: Method = column
@@ -432,17 +510,21 @@ impl AggregatedSplit {
                     "column length differs from present slots",
                 ));
             }
-            let mut dense = vec![f64::NAN; SLOTS];
+            let mut dense = vec![f64::NAN; hi - lo];
             let mut next = 0;
             for (w, &word) in block.present.iter().enumerate() {
+                if word == 0 {
+                    continue;
+                }
+                let base = w * 64 - lo;
                 if word == u64::MAX {
-                    dense[w * 64..w * 64 + 64].copy_from_slice(&column.values[next..next + 64]);
+                    dense[base..base + 64].copy_from_slice(&column.values[next..next + 64]);
                     next += 64;
                     continue;
                 }
                 let mut bits = word;
                 while bits != 0 {
-                    dense[w * 64 + bits.trailing_zeros() as usize] = column.values[next];
+                    dense[base + bits.trailing_zeros() as usize] = column.values[next];
                     next += 1;
                     bits &= bits - 1;
                 }
@@ -455,6 +537,8 @@ impl AggregatedSplit {
         occupied.copy_from_slice(&block.present);
         Ok(AggregatedSplit {
             key,
+            lo,
+            hi,
             columns,
             occupied,
         })
@@ -483,13 +567,17 @@ pub fn split_series(series: &[AggregatedSeries]) -> Result<Vec<AggregatedSplit>,
             let split = splits
                 .entry(key)
                 .or_insert_with(|| AggregatedSplit::new(key));
+            if let (Some(a), Some(b)) = (key.slot(ts[i]), key.slot(ts[end - 1])) {
+                split.cover(a, b + 1);
+            }
+            let (lo, hi) = (split.lo, split.hi);
             let column = split
                 .columns
                 .entry(s.method())
-                .or_insert_with(|| vec![f64::NAN; SLOTS]);
+                .or_insert_with(|| vec![f64::NAN; hi - lo]);
             for (&t, &v) in ts[i..end].iter().zip(&s.values()[i..end]) {
                 if let Some(slot) = key.slot(t) {
-                    column[slot] = v;
+                    column[slot - lo] = v;
                     split.occupied[slot / 64] |= 1 << (slot % 64);
                 }
             }
@@ -519,9 +607,9 @@ pub fn join_splits(
             .into());
         }
         if let Some(column) = split.columns.get(&method) {
-            for (slot, &v) in column.iter().enumerate() {
+            for (i, &v) in column.iter().enumerate() {
                 if !v.is_nan() {
-                    ts.push(split.key.slot_timestamp(slot));
+                    ts.push(split.key.slot_timestamp(split.lo + i));
                     vs.push(v);
                 }
             }
@@ -538,6 +626,49 @@ mod tests {
 
     fn m(name: &str) -> Method {
         name.parse().unwrap()
+    }
+
+    #[test]
+    fn the_window_grows_both_ways_and_keeps_what_it_holds() {
+        let g = 1_000_000_000;
+        let series = |method: &str, slots: std::ops::Range<i64>| {
+            let ts: Vec<i64> = slots.clone().map(|s| s * g).collect();
+            let vs: Vec<f64> = slots.map(|s| s as f64 + 0.5).collect();
+            AggregatedSeries::from_parts(g, m(method), ts, vs).unwrap()
+        };
+        // Late points first, then earlier ones of another method: the
+        // window is extended at the front under the existing column.
+        let late = series("mean", 3_000..3_100);
+        let early = series("max", 10..20);
+        let both = [late.clone(), early.clone()];
+        let splits = split_series(&both).unwrap();
+        assert_eq!(splits.len(), 1);
+        let split = &splits[0];
+        assert_eq!(join_splits(&splits, g, m("mean")).unwrap(), late);
+        assert_eq!(join_splits(&splits, g, m("max")).unwrap(), early);
+        assert_eq!(split.last_timestamp(m("max")), Some(19 * g));
+        assert_eq!(split.last_timestamp(m("mean")), Some(3_099 * g));
+        let decoded = AggregatedSplit::from_block(&split.to_block()).unwrap();
+        assert_eq!(&decoded, split);
+        // A sparse split holds a window, not 3600 slots per method.
+        let sparse = split_series(&[series("mean", 100..110)]).unwrap();
+        assert!(
+            sparse[0].memory_bytes() < 2_000,
+            "{}",
+            sparse[0].memory_bytes()
+        );
+        // Applying across the window's end grows it and clears from `from`.
+        let mut grown = sparse[0].clone();
+        grown.apply(&series("mean", 105..3_600), 105 * g).unwrap();
+        assert_eq!(
+            join_splits(std::slice::from_ref(&grown), g, m("mean")).unwrap(),
+            series("mean", 100..3_600)
+        );
+        grown.clear_through(3_000 * g);
+        assert_eq!(
+            join_splits(std::slice::from_ref(&grown), g, m("mean")).unwrap(),
+            series("mean", 3_001..3_600)
+        );
     }
 
     #[test]

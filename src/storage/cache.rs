@@ -62,10 +62,9 @@ impl Weighter<SplitCacheKey, CachedSplit> for SplitWeighter {
     }
 }
 
-/// Estimated decoded size of a split: its dense columns plus overhead.
+/// Estimated decoded size of a split: its columns plus overhead.
 pub fn split_weight(split: &AggregatedSplit) -> u64 {
-    let columns = split.methods().count() as u64;
-    256 + columns * (u64::from(SPLIT_SLOTS) * 8 + 64)
+    split.memory_bytes()
 }
 
 #[derive(Debug, Clone, Copy, Default)]
