@@ -118,6 +118,7 @@ async fn bench(backend: &str, n: u64) {
     ix.upgrade(&UpgradeOptions {
         default_policies: vec![policy],
         create_default_rule: true,
+        sacks: None,
     })
     .await
     .expect("upgrade");

@@ -63,6 +63,10 @@ pub enum IndexerError {
     /// A pagination marker that does not designate an existing row.
     #[error("Invalid pagination: `{0}' not found")]
     InvalidPagination(String),
+    /// A value in `index_setting` this build cannot read (written by hand, or by a
+    /// newer gnocchid).
+    #[error("invalid index setting {name}: {value:?}")]
+    InvalidSetting { name: &'static str, value: String },
     /// Anything else reported by the database.
     #[error("database error")]
     Database(#[source] sqlx::Error),

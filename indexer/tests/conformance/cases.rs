@@ -7,7 +7,7 @@ use indexer::{
     resource_uuid, search::parse_json, search::parse_string, ArchivePolicyItem, ArchivePolicyRule,
     AttributeSchema, AttributeType, Filter, Indexer, IndexerError, Metric, MetricFilter,
     MetricStatus, NewMetric, NewResource, Pagination, Resource, ResourceMetric, ResourceTypeState,
-    ResourceTypeUpdate, ResourceUpdate, SearchOptions, SortKey, UpgradeOptions,
+    ResourceTypeUpdate, ResourceUpdate, SearchOptions, SortKey, UpgradeOptions, SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -113,7 +113,7 @@ pub(crate) async fn upgrade_is_idempotent_and_creates_defaults(ix: Indexer, url:
     let again = Indexer::connect(&url).await.unwrap();
     again.upgrade(&opts).await.unwrap();
     again.close().await;
-    assert_eq!(ix.schema_version().await.unwrap(), 1);
+    assert_eq!(ix.schema_version().await.unwrap(), SCHEMA_VERSION);
     let names: Vec<String> = ix
         .list_archive_policies()
         .await
@@ -142,6 +142,92 @@ pub(crate) async fn upgrade_is_idempotent_and_creates_defaults(ix: Indexer, url:
         ix.get_archive_policy("medium").await,
         Err(IndexerError::NoSuchArchivePolicy(_))
     ));
+}
+
+/// Several processes upgrading one new index at once (a deployment tool on every host):
+/// the schema lock lets exactly one of them migrate and create the defaults; the others
+/// wait and find the work done. Without it they collide on duplicate keys (and, on
+/// PostgreSQL, on the system catalogs).
+pub(crate) async fn concurrent_upgrades_serialise(ix: Indexer, url: String) {
+    let mut tasks = Vec::new();
+    // Connected first, then released together, so that the upgrades overlap.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+    // Two ask for 64 sacks, one for 256: whichever upgrades first decides for all.
+    for sacks in [64, 256, 64] {
+        let url = url.clone();
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            let process = Indexer::connect(&url).await.expect("connect");
+            start.wait().await;
+            let opts = UpgradeOptions {
+                create_default_rule: true,
+                sacks: Some(sacks),
+                ..default_options()
+            };
+            let outcome = process.upgrade(&opts).await;
+            process.close().await;
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap().expect("every concurrent upgrade succeeds"));
+    }
+    assert_eq!(
+        outcomes.iter().filter(|u| u.from_version == 0).count(),
+        1,
+        "exactly one upgrade found the index new: {outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|u| u.defaults_created).count(),
+        1,
+        "exactly one upgrade created the defaults: {outcomes:?}"
+    );
+    assert!(outcomes.iter().all(|u| u.to_version == SCHEMA_VERSION));
+    let sacks = outcomes[0].sacks;
+    assert!(matches!(sacks, Some(64) | Some(256)), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|u| u.sacks == sacks),
+        "every process sees the same sack count: {outcomes:?}"
+    );
+
+    assert_eq!(ix.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(ix.sacks().await.unwrap(), sacks);
+    let names: Vec<String> = ix
+        .list_archive_policies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, vec!["low", "medium"]);
+    let rules = ix.list_archive_policy_rules().await.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].name, "default");
+    let types = ix.list_resource_types().await.unwrap();
+    assert_eq!(
+        types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        vec!["generic"]
+    );
+    // The lock was released: another upgrade goes through, with nothing to do.
+    let again = ix.upgrade(&default_options()).await.unwrap();
+    assert_eq!(again.from_version, SCHEMA_VERSION);
+    assert!(!again.defaults_created);
+}
+
+/// The first upgrade stores the sack count; later ones never change it (measures
+/// waiting in incoming sit in sacks derived from it).
+pub(crate) async fn sack_count_is_stored_once(ix: Indexer, _url: String) {
+    let none = ix.upgrade(&default_options()).await.unwrap();
+    assert_eq!(none.sacks, None, "nothing asked, nothing stored");
+    assert_eq!(ix.sacks().await.unwrap(), None);
+    let with = |sacks| UpgradeOptions {
+        sacks: Some(sacks),
+        ..default_options()
+    };
+    assert_eq!(ix.upgrade(&with(32)).await.unwrap().sacks, Some(32));
+    assert_eq!(ix.upgrade(&with(128)).await.unwrap().sacks, Some(32));
+    assert_eq!(ix.sacks().await.unwrap(), Some(32));
 }
 
 pub(crate) async fn upgrade_without_defaults(ix: Indexer, _url: String) {

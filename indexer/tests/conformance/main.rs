@@ -41,6 +41,8 @@ macro_rules! suite {
 suite!(
     upgrade_is_idempotent_and_creates_defaults,
     upgrade_without_defaults,
+    concurrent_upgrades_serialise,
+    sack_count_is_stored_once,
     archive_policy_crud,
     archive_policy_in_use,
     archive_policy_rules,
