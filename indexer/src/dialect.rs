@@ -191,6 +191,17 @@ impl Dialect {
             .join(", ")
     }
 
+    /// The `ESCAPE` clause of a search's `like` operator, whose value is the client's own
+    /// pattern. PostgreSQL and MySQL take a backslash as the escape character by default
+    /// (Gnocchi's behaviour on both: `\%` matches a literal `%`); SQLite has none unless
+    /// told, so it is told.
+    pub(crate) fn pattern_escape(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => " ESCAPE '\\'",
+            Dialect::Postgres | Dialect::Mysql => "",
+        }
+    }
+
     /// Whether DDL takes part in transactions (not on MySQL, where it commits implicitly).
     pub(crate) fn transactional_ddl(self) -> bool {
         self != Dialect::Mysql
@@ -339,6 +350,26 @@ impl Sql {
     }
 }
 
+/// The `ESCAPE` clause that goes after a pattern built by [`literal_like`]. `!` rather
+/// than the usual backslash because a backslash needs escaping in MySQL string literals
+/// but not in the others', and SQLite has no escape character unless told.
+pub(crate) const LITERAL_LIKE_ESCAPE: &str = " ESCAPE '!'";
+
+/// `s` as a `LIKE` pattern that matches exactly `s`: `%`, `_` and the escape character
+/// `!` are escaped. For patterns built around user input (a prefix or suffix match on an
+/// id), which must not let the input itself act as a wildcard; use with
+/// [`LITERAL_LIKE_ESCAPE`].
+pub(crate) fn literal_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Reads a text column (MySQL `TEXT` comes back as bytes through the Any driver).
 pub(crate) fn get_text(row: &AnyRow, col: &str) -> Result<Option<String>, sqlx::Error> {
     match row.try_get::<Option<String>, _>(col) {
@@ -368,6 +399,12 @@ pub(crate) fn get_f64(row: &AnyRow, col: &str) -> Result<Option<f64>, sqlx::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_like_escapes_wildcards_and_itself() {
+        assert_eq!(literal_like("plain-id"), "plain-id");
+        assert_eq!(literal_like("a%b_c!d"), "a!%b!_c!!d");
+    }
 
     #[test]
     fn postgres_placeholders_are_numbered() {

@@ -1005,7 +1005,7 @@ impl Indexer {
         if let Some(f) = filter {
             where_
                 .push(" AND ")
-                .append(compile_filter(f, &cols, &opts.creator)?);
+                .append(compile_filter(f, &cols, &opts.creator, self.dialect())?);
         }
         let page = &opts.pagination;
         let sort = if page.sort.is_empty() {

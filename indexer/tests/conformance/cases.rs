@@ -1843,6 +1843,83 @@ async fn find_json(ix: &Indexer, t: &str, q: Value) -> Vec<Uuid> {
     sorted(ids(&r))
 }
 
+/// Metric filters on user and project match the ids literally: `%` and `_` in an id
+/// (which a noauth caller chooses freely) are not wildcards.
+pub(crate) async fn metric_filters_match_ids_literally(ix: Indexer, _url: String) {
+    setup(&ix).await;
+    let mut made = BTreeMap::new();
+    for creator in ["a_b:p%1", "axb:p21", "a%:q", "abc:p_1", "a:p!1", "solo"] {
+        let m = ix
+            .create_metric(&metric("low", None, creator))
+            .await
+            .unwrap();
+        made.insert(creator, m.id);
+    }
+    let by = |user: Option<&str>, project: Option<&str>| {
+        let ix = ix.clone();
+        let filter = MetricFilter {
+            user_id: user.map(str::to_owned),
+            project_id: project.map(str::to_owned),
+            ..Default::default()
+        };
+        async move {
+            let found = ix
+                .list_metrics(&filter, &Pagination::default())
+                .await
+                .unwrap();
+            sorted(found.into_iter().map(|m| m.id).collect())
+        }
+    };
+    let want = |creators: &[&str]| sorted(creators.iter().map(|c| made[c]).collect());
+    assert_eq!(by(Some("a_b"), None).await, want(&["a_b:p%1"]));
+    assert_eq!(by(Some("a%"), None).await, want(&["a%:q"]));
+    assert_eq!(by(Some("%"), None).await, want(&[]));
+    assert_eq!(by(Some("solo"), None).await, want(&["solo"]));
+    assert_eq!(by(None, Some("p%1")).await, want(&["a_b:p%1"]));
+    assert_eq!(by(None, Some("p_1")).await, want(&["abc:p_1"]));
+    assert_eq!(by(None, Some("p!1")).await, want(&["a:p!1"]));
+    assert_eq!(by(None, Some("%")).await, want(&[]));
+    assert_eq!(by(Some("a_b"), Some("p%1")).await, want(&["a_b:p%1"]));
+    assert_eq!(by(Some("a_b"), Some("p21")).await, want(&[]));
+}
+
+/// The search `like` operator is the client's own pattern: `%` and `_` are wildcards,
+/// and a backslash escapes them (PostgreSQL's and MySQL's default, which SQLite is told
+/// to follow).
+pub(crate) async fn search_like_is_a_pattern(ix: Indexer, _url: String) {
+    setup(&ix).await;
+    let mut made = BTreeMap::new();
+    for project in ["compute_1", "computeX1", "compute%", "other"] {
+        let id = Uuid::new_v4();
+        let mut r = new_resource(id, "u:p");
+        r.project_id = Some(project.into());
+        ix.create_resource("generic", &r).await.unwrap();
+        made.insert(project, id);
+    }
+    let want = |projects: &[&str]| sorted(projects.iter().map(|p| made[p]).collect());
+    let t = "generic";
+    assert_eq!(
+        find(&ix, t, "project_id like 'compute%'").await,
+        want(&["compute_1", "computeX1", "compute%"])
+    );
+    assert_eq!(
+        find(&ix, t, "project_id like 'compute_1'").await,
+        want(&["compute_1", "computeX1"])
+    );
+    assert_eq!(
+        find_json(&ix, t, json!({"like": {"project_id": "compute\\_1"}})).await,
+        want(&["compute_1"])
+    );
+    assert_eq!(
+        find_json(&ix, t, json!({"like": {"project_id": "compute\\%"}})).await,
+        want(&["compute%"])
+    );
+    assert_eq!(
+        find(&ix, t, "project_id like '%'").await,
+        want(&["compute_1", "computeX1", "compute%", "other"])
+    );
+}
+
 pub(crate) async fn search_every_operator(ix: Indexer, _url: String) {
     let rs = search_fixture(&ix).await;
     let id = |is: &[usize]| sorted(is.iter().map(|i| rs[*i].id).collect());

@@ -48,6 +48,8 @@ suite!(
     archive_policy_rules,
     metric_crud,
     metric_list_filters_and_pagination,
+    metric_filters_match_ids_literally,
+    search_like_is_a_pattern,
     resource_type_crud,
     resource_type_update_with_fill,
     typed_attribute_validation,
