@@ -38,6 +38,19 @@ fn report(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// CPU seconds (user + system) used by this process so far: tells the client's share
+/// of a database-bound figure from the server's.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> f64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+    // utime and stime, in clock ticks of 1/100 s (Linux's USER_HZ).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A simple deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
 impl Rng {
@@ -153,6 +166,7 @@ async fn bench(backend: &str, n: u64) {
     let batch = 1000;
     let t0 = Instant::now();
     let mut batch_times = Vec::new();
+    let mut batch_cpu = 0.0;
     for b in 0..n.div_ceil(batch) {
         let news: Vec<NewResource> = (b * batch..((b + 1) * batch).min(n))
             .map(|i| {
@@ -179,9 +193,11 @@ async fn bench(backend: &str, n: u64) {
             })
             .collect();
         let tb = Instant::now();
+        let cpu = cpu_seconds();
         ix.create_resources("instance", &news)
             .await
             .expect("create");
+        batch_cpu += cpu_seconds() - cpu;
         batch_times.push(tb.elapsed());
     }
     let el = t0.elapsed();
@@ -192,8 +208,9 @@ async fn bench(backend: &str, n: u64) {
     );
     let insert_only: Duration = batch_times.iter().sum();
     println!(
-        "  create_resources, database time only: {:.0} resources/s",
-        n as f64 / insert_only.as_secs_f64()
+        "  create_resources, database time only: {:.0} resources/s; this process's CPU: {:.1} µs/resource",
+        n as f64 / insert_only.as_secs_f64(),
+        batch_cpu * 1e6 / n as f64
     );
 
     let t = Instant::now();

@@ -2496,6 +2496,67 @@ pub(crate) async fn search_details_on_generic(ix: Indexer, _url: String) {
     assert_eq!(old.attributes["host"], json!("compute1"));
 }
 
+/// Batch creation carries every value through unchanged, whatever the dialect's bulk
+/// path (PostgreSQL sends each column as one array literal): quotes, backslashes,
+/// braces, commas, the word NULL, non-ASCII text, nulls, fractional and extreme numbers.
+pub(crate) async fn resource_batch_create_round_trips_values(ix: Indexer, _url: String) {
+    setup(&ix).await;
+    create_instance_type(&ix).await;
+    let hosts = [
+        r#"a "quoted" host"#,
+        r"back\slash\",
+        "{braces},commas",
+        "NULL",
+        "",
+        "été ☃ 東京",
+        "trailing space ",
+    ];
+    let flavors = [
+        json!(0.1),
+        json!(-2),
+        json!(99.999999),
+        json!(1e-7),
+        Value::Null,
+    ];
+    let news: Vec<NewResource> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let mut r = new_resource(Uuid::new_v4(), "foobar:proj");
+            r.original_resource_id = format!("orig \"{i}\" \\ {{}}");
+            r.user_id = (i % 2 == 0).then(|| (*host).to_owned());
+            r.project_id = None;
+            r.attributes = obj(json!({
+                "host": host,
+                "display_name": if i % 3 == 0 { Value::Null } else { json!("ab,c") },
+                "flavor_id": flavors[i % flavors.len()],
+                "image_ref": if i % 2 == 0 { json!(Uuid::nil().to_string()) } else { Value::Null },
+                "enabled": if i == 4 { Value::Null } else { json!(i % 2 == 0) },
+                "launched_at": "2017-05-02T11:11:11.123456Z",
+            }));
+            r
+        })
+        .collect();
+    let created = ix.create_resources("instance", &news).await.unwrap();
+    for (i, new) in news.iter().enumerate() {
+        let got = ix.get_resource("instance", new.id).await.unwrap();
+        assert_eq!(
+            created[i], got,
+            "row {i}: what was returned is what was stored"
+        );
+        assert_eq!(got.attributes["host"], json!(hosts[i]), "row {i}");
+        assert_eq!(got.original_resource_id, new.original_resource_id);
+        assert_eq!(got.user_id, new.user_id);
+        assert_eq!(got.project_id, None);
+        let flavor = &new.attributes["flavor_id"];
+        assert_eq!(
+            got.attributes["flavor_id"].as_f64(),
+            flavor.as_f64(),
+            "row {i}"
+        );
+    }
+}
+
 pub(crate) async fn resource_batch_create(ix: Indexer, _url: String) {
     setup(&ix).await;
     create_instance_type(&ix).await;

@@ -60,6 +60,7 @@ suite!(
     resource_delete,
     resource_batch_delete,
     resource_batch_create,
+    resource_batch_create_round_trips_values,
     search_every_operator,
     search_string_and_json_forms_agree,
     search_lifespan,
