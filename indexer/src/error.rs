@@ -67,6 +67,9 @@ pub enum IndexerError {
     /// newer gnocchid).
     #[error("invalid index setting {name}: {value:?}")]
     InvalidSetting { name: &'static str, value: String },
+    /// The database refused the lock that serialises upgrades (see [`crate::Indexer::upgrade`]).
+    #[error("cannot take the index's schema lock: {0}")]
+    SchemaLock(String),
     /// Anything else reported by the database.
     #[error("database error")]
     Database(#[source] sqlx::Error),

@@ -31,7 +31,7 @@ use std::time::Duration;
 use sqlx::{AnyPool, Connection, Executor, Row};
 
 use crate::dialect::{get_i64, Dialect, Sql};
-use crate::error::Result;
+use crate::error::{IndexerError, Result};
 use crate::Conn;
 
 /// The PostgreSQL advisory lock key of schema changes: the first 8 bytes of
@@ -93,11 +93,8 @@ impl SchemaLock {
                 match get_i64(&row, "got")? {
                     Some(1) => break,
                     Some(_) => waiting("another process is upgrading the index (GET_LOCK)"),
-                    None => {
-                        return Err(crate::IndexerError::Database(sqlx::Error::Protocol(
-                            "GET_LOCK returned NULL".into(),
-                        )))
-                    }
+                    // NULL: the server refused (an invalid name, or killed while waiting).
+                    None => return Err(IndexerError::SchemaLock("GET_LOCK returned NULL".into())),
                 }
             },
             Dialect::Sqlite => loop {
