@@ -6,13 +6,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use indexer::{Indexer, UpgradeOptions};
+use indexer::{Indexer, UpgradeOptions, Upgraded};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::archive_policy::to_record;
 use crate::auth::Policy;
-use crate::config::Config;
+use crate::config::{Config, IndexConfig, DEFAULT_SACKS};
 use crate::http;
 use crate::incoming::Incoming;
 use crate::metric_cache::MetricCache;
@@ -34,7 +34,9 @@ pub struct AppState {
 }
 
 /// Runs every role in this process (API, metricd, janitor) until SIGINT or
-/// SIGTERM; on the way out, processing stops after the API has drained.
+/// SIGTERM; on the way out, processing stops after the API has drained. Upgrades
+/// the index first, as `gnocchid upgrade` would: the one-binary case needs no
+/// separate step.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -46,8 +48,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Some(path) => Policy::from_file(path)?,
         None => Policy::gnocchi_defaults(),
     };
-    let indexer = open_indexer(&config).await?;
-    let incoming = crate::incoming::open(&config.incoming_url, config.sacks)
+    let (indexer, _, sacks) = open_indexer(&config.index).await?;
+    let incoming = crate::incoming::open(&config.incoming_url, sacks)
         .await
         .context("opening the incoming store")?;
     // `serve` is the only writer of its storage: its cache needs no revalidation.
@@ -90,31 +92,91 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_owned())
 }
 
-/// Connects to the index and brings its schema up to date; a fresh index gets
-/// Gnocchi's default archive policies and rule unless the config says not to.
-async fn open_indexer(config: &Config) -> anyhow::Result<Indexer> {
-    let indexer = Indexer::connect(&config.indexer_url)
+/// `gnocchid upgrade`: brings the index's schema up to date (creating Gnocchi's
+/// defaults in a new index unless told not to), stores the sack count in a new index,
+/// reports what it did on stdout and returns. Safe to run from several hosts at once.
+pub async fn upgrade(index: IndexConfig) -> anyhow::Result<()> {
+    let (indexer, upgraded, sacks) = open_indexer(&index).await?;
+    indexer.close().await;
+    let migrated = if upgraded.from_version == upgraded.to_version {
+        format!("already at schema version {}", upgraded.to_version)
+    } else {
+        format!(
+            "schema version {} -> {}",
+            upgraded.from_version, upgraded.to_version
+        )
+    };
+    let defaults = if upgraded.defaults_created {
+        "default archive policies created"
+    } else {
+        "no default archive policies created"
+    };
+    println!("gnocchid index upgraded: {migrated}; {defaults}; {sacks} sacks");
+    Ok(())
+}
+
+/// Connects to the index and brings its schema up to date (a new index gets Gnocchi's
+/// default archive policies and rule unless the config says not to, and the sack count
+/// asked for); returns the index, what the upgrade did, and the sack count to use.
+async fn open_indexer(index: &IndexConfig) -> anyhow::Result<(Indexer, Upgraded, u32)> {
+    create_sqlite_dir(&index.url)?;
+    let indexer = Indexer::connect(&index.url)
         .await
         .context("connecting to the indexer")?;
-    let options = if config.default_archive_policies {
-        UpgradeOptions {
-            default_policies: carbonara::archive_policy::ArchivePolicy::builtin()
+    let options = UpgradeOptions {
+        default_policies: if index.default_archive_policies {
+            carbonara::archive_policy::ArchivePolicy::builtin()
                 .iter()
                 .map(to_record)
-                .collect(),
-            create_default_rule: true,
-        }
-    } else {
-        UpgradeOptions {
-            default_policies: Vec::new(),
-            create_default_rule: false,
-        }
+                .collect()
+        } else {
+            Vec::new()
+        },
+        create_default_rule: index.default_archive_policies,
+        sacks: Some(index.requested_sacks.unwrap_or(DEFAULT_SACKS)),
     };
-    indexer
+    let upgraded = indexer
         .upgrade(&options)
         .await
         .context("upgrading the index schema")?;
-    Ok(indexer)
+    let sacks = resolve_sacks(upgraded.sacks, index.requested_sacks);
+    Ok((indexer, upgraded, sacks))
+}
+
+/// The sack count this process uses: the one stored in the index wins, as in Gnocchi
+/// (where the incoming store keeps it and `gnocchi-upgrade --sacks-number` does not
+/// change an existing one). Measures already waiting sit in sacks derived from the
+/// stored count, so a process using another count would mis-file new measures and
+/// miss pending ones; a different count asked for explicitly is therefore ignored, and
+/// said so.
+fn resolve_sacks(stored: Option<u32>, requested: Option<u32>) -> u32 {
+    match (stored, requested) {
+        (Some(stored), Some(requested)) if stored != requested => {
+            tracing::warn!(
+                stored,
+                requested,
+                "--sacks {requested} ignored: the index was set up with {stored} sacks and \
+                 every process sharing it must use that count"
+            );
+            stored
+        }
+        (Some(stored), _) => stored,
+        (None, requested) => requested.unwrap_or(DEFAULT_SACKS),
+    }
+}
+
+/// Creates the directory of an SQLite index file, as SQLite creates the file but not
+/// its directory.
+fn create_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = std::path::Path::new(rest.split('?').next().unwrap_or(rest));
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the index directory {}", dir.display())),
+        _ => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {
@@ -136,5 +198,19 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_sack_count_wins() {
+        assert_eq!(resolve_sacks(Some(64), None), 64);
+        assert_eq!(resolve_sacks(Some(64), Some(64)), 64);
+        assert_eq!(resolve_sacks(Some(64), Some(256)), 64);
+        assert_eq!(resolve_sacks(None, Some(256)), 256);
+        assert_eq!(resolve_sacks(None, None), DEFAULT_SACKS);
     }
 }

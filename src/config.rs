@@ -13,14 +13,8 @@ pub struct ServeArgs {
     #[arg(long, env = "GNOCCHID_LISTEN", default_value = "0.0.0.0:8041")]
     listen: SocketAddr,
 
-    /// Directory holding the embedded stores (index, incoming log, aggregates).
-    #[arg(long, env = "GNOCCHID_DATA_DIR", default_value = "./gnocchid-data")]
-    data_dir: PathBuf,
-
-    /// The index: `sqlite://PATH`, `postgresql://…` or `mysql://…`
-    /// (default: an SQLite file in the data directory).
-    #[arg(long, env = "GNOCCHID_INDEXER_URL")]
-    indexer_url: Option<String>,
+    #[command(flatten)]
+    index: IndexArgs,
 
     /// Where accepted measures wait for processing: a directory (`file:///…`,
     /// the default under the data directory) or `redis://host:port/?prefix=…`.
@@ -31,11 +25,6 @@ pub struct ServeArgs {
     /// the data directory), `s3://bucket?endpoint=…` or `memory://`.
     #[arg(long, env = "GNOCCHID_STORAGE_URL")]
     storage_url: Option<String>,
-
-    /// Number of sacks the incoming measures are spread over. Every process of
-    /// a deployment must use the same number.
-    #[arg(long, env = "GNOCCHID_SACKS", default_value_t = 128)]
-    sacks: u32,
 
     /// How callers are identified.
     #[arg(long, env = "GNOCCHID_AUTH_MODE", value_enum, default_value_t = AuthMode::Basic)]
@@ -57,15 +46,46 @@ pub struct ServeArgs {
     #[arg(long, env = "GNOCCHID_ENABLE_PROXY_HEADERS")]
     enable_proxy_headers: bool,
 
-    /// Start with an empty index: no default archive policies and no default rule.
-    #[arg(long, env = "GNOCCHID_NO_DEFAULT_ARCHIVE_POLICIES")]
-    no_default_archive_policies: bool,
-
     /// Longest a request may take before it is answered `503 Service
     /// Unavailable` (seconds, or a span such as `90s`, `2min`). Generous by
     /// default: a `refresh=true` read or a large batch must fit.
     #[arg(long, env = "GNOCCHID_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     request_timeout: Duration,
+}
+
+/// Flags of `gnocchid upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    index: IndexArgs,
+}
+
+/// Flags naming the index and what a new index starts with: shared by `serve` (which
+/// upgrades on start) and `upgrade`.
+#[derive(Debug, Args)]
+struct IndexArgs {
+    /// Directory holding the embedded stores (index, incoming log, aggregates).
+    #[arg(long, env = "GNOCCHID_DATA_DIR", default_value = "./gnocchid-data")]
+    data_dir: PathBuf,
+
+    /// The index: `sqlite://PATH`, `postgresql://…` or `mysql://…`
+    /// (default: an SQLite file in the data directory).
+    #[arg(long, env = "GNOCCHID_INDEXER_URL")]
+    indexer_url: Option<String>,
+
+    /// Number of sacks incoming measures are spread over [default: 128]. The first
+    /// upgrade stores it in the index and every process uses the stored count; a
+    /// different value given later is ignored with a warning.
+    #[arg(long, env = "GNOCCHID_SACKS", alias = "sacks-number")]
+    sacks: Option<u32>,
+
+    /// Start with an empty index: no default archive policies and no default rule.
+    #[arg(
+        long,
+        env = "GNOCCHID_NO_DEFAULT_ARCHIVE_POLICIES",
+        alias = "skip-archive-policies-creation"
+    )]
+    no_default_archive_policies: bool,
 }
 
 /// A positive span in Gnocchi's timespan grammar (`60`, `60s`, `2min`).
@@ -90,18 +110,52 @@ pub enum AuthMode {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub indexer_url: String,
+    pub index: IndexConfig,
     pub incoming_url: String,
     pub storage_url: String,
-    pub sacks: u32,
     pub auth_mode: AuthMode,
     pub policy_file: Option<PathBuf>,
     pub max_limit: u32,
     pub cors_allowed_origins: Vec<String>,
     pub enable_proxy_headers: bool,
-    pub default_archive_policies: bool,
     /// Bound on the handling of one request (see `--request-timeout`).
     pub request_timeout: Duration,
+}
+
+/// The sack count of a deployment that has never stored one.
+pub const DEFAULT_SACKS: u32 = 128;
+
+/// Which index to open, and what its first upgrade puts in it.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    pub url: String,
+    /// The sack count given by flag or environment; `None` means "whatever the index
+    /// says, [`DEFAULT_SACKS`] on a new one", so that only an explicit, different value
+    /// earns a warning.
+    pub requested_sacks: Option<u32>,
+    /// Create Gnocchi's default archive policies and rule in a new index.
+    pub default_archive_policies: bool,
+}
+
+impl IndexConfig {
+    fn from_args(args: &IndexArgs) -> Result<Self, ConfigError> {
+        if args.sacks == Some(0) {
+            return Err(ConfigError::ZeroSacks);
+        }
+        let url = args.indexer_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", args.data_dir.join("index.sqlite").display())
+        });
+        Ok(Self {
+            url,
+            requested_sacks: args.sacks,
+            default_archive_policies: !args.no_default_archive_policies,
+        })
+    }
+
+    /// Resolves `gnocchid upgrade`'s flags.
+    pub fn from_upgrade_args(args: UpgradeArgs) -> Result<Self, ConfigError> {
+        Self::from_args(&args.index)
+    }
 }
 
 /// Flags that do not make a usable configuration.
@@ -119,22 +173,17 @@ impl Config {
         if args.max_limit == 0 {
             return Err(ConfigError::ZeroMaxLimit);
         }
-        let indexer_url = args.indexer_url.unwrap_or_else(|| {
-            format!("sqlite://{}", args.data_dir.join("index.sqlite").display())
-        });
-        if args.sacks == 0 {
-            return Err(ConfigError::ZeroSacks);
-        }
-        let in_data_dir = |name: &str| format!("file://{}", absolute(&args.data_dir.join(name)));
+        let index = IndexConfig::from_args(&args.index)?;
+        let data_dir = args.index.data_dir;
+        let in_data_dir = |name: &str| format!("file://{}", absolute(&data_dir.join(name)));
         let incoming_url = args.incoming_url.unwrap_or_else(|| in_data_dir("incoming"));
         let storage_url = args.storage_url.unwrap_or_else(|| in_data_dir("storage"));
         Ok(Self {
             listen: args.listen,
-            indexer_url,
             incoming_url,
             storage_url,
-            sacks: args.sacks,
-            data_dir: args.data_dir,
+            data_dir,
+            index,
             auth_mode: args.auth_mode,
             policy_file: args.policy_file,
             max_limit: args.max_limit,
@@ -144,7 +193,6 @@ impl Config {
                 .filter(|origin| !origin.is_empty())
                 .collect(),
             enable_proxy_headers: args.enable_proxy_headers,
-            default_archive_policies: !args.no_default_archive_policies,
             request_timeout: args.request_timeout,
         })
     }

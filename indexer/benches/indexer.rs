@@ -6,7 +6,7 @@
 //! `GNOCCHID_TEST_POSTGRESQL_URL` / `GNOCCHID_TEST_MYSQL_URL` for the servers.
 //!
 //! Scenarios: resource creation in batches of 1,000 (a custom type with 5 typed
-//! attributes); equality search on an indexed attribute; `and` of three conditions with a
+//! attributes), from one writer and from two at once; equality search on an indexed attribute; `and` of three conditions with a
 //! time range; metric lookup by id.
 
 use std::collections::BTreeMap;
@@ -36,6 +36,19 @@ fn report(name: &str, mut samples: Vec<Duration>) {
         percentile(&samples, 0.9).as_secs_f64() * 1e3,
         percentile(&samples, 0.99).as_secs_f64() * 1e3,
     );
+}
+
+/// CPU seconds (user + system) used by this process so far: tells the client's share
+/// of a database-bound figure from the server's.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> f64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+    // utime and stime, in clock ticks of 1/100 s (Linux's USER_HZ).
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// A simple deterministic generator (xorshift), so runs are comparable.
@@ -101,6 +114,30 @@ async fn drop_database(url: &str, admin: Option<(String, String)>) {
     }
 }
 
+/// Resource `i` of the fixture: 100 users, 10 projects, `HOSTS` hosts, one minute apart.
+fn new_instance(i: u64) -> NewResource {
+    let id = Uuid::new_v4();
+    NewResource {
+        id,
+        original_resource_id: id.to_string(),
+        creator: "bench:proj".into(),
+        user_id: Some(format!("user{}", i % 100)),
+        project_id: Some(format!("project{}", i % 10)),
+        started_at: Some(Utc.timestamp_opt(1_500_000_000 + i as i64 * 60, 0).unwrap()),
+        attributes: json!({
+            "host": format!("host-{}", i % HOSTS),
+            "flavor_id": (i % 20) as f64,
+            "image_ref": Uuid::new_v4().to_string(),
+            "enabled": i % 2 == 0,
+            "launched_at": "2017-05-02T11:11:11Z",
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+        ..Default::default()
+    }
+}
+
 async fn bench(backend: &str, n: u64) {
     println!("{backend}: {n} resources");
     let (url, admin) = database(backend).await;
@@ -118,6 +155,7 @@ async fn bench(backend: &str, n: u64) {
     ix.upgrade(&UpgradeOptions {
         default_policies: vec![policy],
         create_default_rule: true,
+        sacks: None,
     })
     .await
     .expect("upgrade");
@@ -152,35 +190,17 @@ async fn bench(backend: &str, n: u64) {
     let batch = 1000;
     let t0 = Instant::now();
     let mut batch_times = Vec::new();
+    let mut batch_cpu = 0.0;
     for b in 0..n.div_ceil(batch) {
         let news: Vec<NewResource> = (b * batch..((b + 1) * batch).min(n))
-            .map(|i| {
-                let id = Uuid::new_v4();
-                NewResource {
-                    id,
-                    original_resource_id: id.to_string(),
-                    creator: "bench:proj".into(),
-                    user_id: Some(format!("user{}", i % 100)),
-                    project_id: Some(format!("project{}", i % 10)),
-                    started_at: Some(Utc.timestamp_opt(1_500_000_000 + i as i64 * 60, 0).unwrap()),
-                    attributes: json!({
-                        "host": format!("host-{}", i % HOSTS),
-                        "flavor_id": (i % 20) as f64,
-                        "image_ref": Uuid::new_v4().to_string(),
-                        "enabled": i % 2 == 0,
-                        "launched_at": "2017-05-02T11:11:11Z",
-                    })
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-                    ..Default::default()
-                }
-            })
+            .map(new_instance)
             .collect();
         let tb = Instant::now();
+        let cpu = cpu_seconds();
         ix.create_resources("instance", &news)
             .await
             .expect("create");
+        batch_cpu += cpu_seconds() - cpu;
         batch_times.push(tb.elapsed());
     }
     let el = t0.elapsed();
@@ -191,8 +211,51 @@ async fn bench(backend: &str, n: u64) {
     );
     let insert_only: Duration = batch_times.iter().sum();
     println!(
-        "  create_resources, database time only: {:.0} resources/s",
-        n as f64 / insert_only.as_secs_f64()
+        "  create_resources, database time only: {:.0} resources/s; this process's CPU: {:.1} µs/resource",
+        n as f64 / insert_only.as_secs_f64(),
+        batch_cpu * 1e6 / n as f64
+    );
+
+    // The same, from 2 writers at once (an API serves several clients; one batch keeps
+    // one server backend busy), into a second type so that the searches below see the
+    // same data whatever this phase does. Fixtures are built before the clock starts.
+    ix.create_resource_type("instance_bis", &attrs)
+        .await
+        .expect("type");
+    let concurrent = n.min(100_000);
+    let batches: Vec<Vec<NewResource>> = (0..concurrent.div_ceil(batch))
+        .map(|b| {
+            (b * batch..((b + 1) * batch).min(concurrent))
+                .map(new_instance)
+                .collect()
+        })
+        .collect();
+    let writers = 2;
+    let mut shares: Vec<Vec<Vec<NewResource>>> = (0..writers).map(|_| Vec::new()).collect();
+    for (i, b) in batches.into_iter().enumerate() {
+        shares[i % writers].push(b);
+    }
+    let t = Instant::now();
+    let tasks: Vec<_> = shares
+        .into_iter()
+        .map(|share| {
+            let ix = ix.clone();
+            tokio::spawn(async move {
+                for news in share {
+                    ix.create_resources("instance_bis", &news)
+                        .await
+                        .expect("create");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    println!(
+        "  create_resources, {writers} writers at once (batches of {batch}): {concurrent} in {:.2} s = {:.0} resources/s",
+        t.elapsed().as_secs_f64(),
+        concurrent as f64 / t.elapsed().as_secs_f64()
     );
 
     let t = Instant::now();

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialect::{get_i64, get_string, Sql};
 use crate::error::{violation, Violation};
-use crate::{Indexer, IndexerError, Result};
+use crate::{Conn, Indexer, IndexerError, Result};
 
 /// An archive policy as stored: validated by the caller (carbonara), kept verbatim here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +110,17 @@ impl Indexer {
     /// Creates `policy`; [`IndexerError::ArchivePolicyAlreadyExists`] if the name is taken.
     pub async fn create_archive_policy(&self, policy: &ArchivePolicy) -> Result<ArchivePolicy> {
         let mut tx = self.begin().await?;
+        self.insert_archive_policy(&mut tx, policy).await?;
+        tx.commit().await?;
+        Ok(policy.clone())
+    }
+
+    /// Inserts `policy` on `conn` (a transaction, or the upgrade's locked connection).
+    pub(crate) async fn insert_archive_policy(
+        &self,
+        conn: &mut Conn,
+        policy: &ArchivePolicy,
+    ) -> Result<()> {
         let sql = Sql::new(format!(
             "INSERT INTO archive_policy ({POLICY_COLUMNS}) VALUES (?, ?, ?, ?)"
         ))
@@ -117,17 +128,13 @@ impl Indexer {
         .arg(policy.back_window as i64)
         .arg(serde_json::to_string(&policy.definition).unwrap_or_default())
         .arg(serde_json::to_string(&policy.aggregation_methods).unwrap_or_default());
-        match self.execute(&mut tx, &sql).await {
-            Ok(_) => {}
-            Err(IndexerError::Database(e)) if violation(&e) == Some(Violation::Unique) => {
-                return Err(IndexerError::ArchivePolicyAlreadyExists(
-                    policy.name.clone(),
-                ))
-            }
-            Err(e) => return Err(e),
+        match self.execute(conn, &sql).await {
+            Ok(_) => Ok(()),
+            Err(IndexerError::Database(e)) if violation(&e) == Some(Violation::Unique) => Err(
+                IndexerError::ArchivePolicyAlreadyExists(policy.name.clone()),
+            ),
+            Err(e) => Err(e),
         }
-        tx.commit().await?;
-        Ok(policy.clone())
     }
 
     pub async fn get_archive_policy(&self, name: &str) -> Result<ArchivePolicy> {
@@ -247,9 +254,20 @@ impl Indexer {
         rule: &ArchivePolicyRule,
     ) -> Result<ArchivePolicyRule> {
         let mut tx = self.begin().await?;
+        self.insert_archive_policy_rule(&mut tx, rule).await?;
+        tx.commit().await?;
+        Ok(rule.clone())
+    }
+
+    /// Inserts `rule` on `conn` (a transaction, or the upgrade's locked connection).
+    pub(crate) async fn insert_archive_policy_rule(
+        &self,
+        conn: &mut Conn,
+        rule: &ArchivePolicyRule,
+    ) -> Result<()> {
         if self
             .fetch_optional(
-                &mut tx,
+                conn,
                 &Sql::new("SELECT name FROM archive_policy WHERE name = ?")
                     .arg(&rule.archive_policy_name),
             )
@@ -264,22 +282,16 @@ impl Indexer {
             .arg(&rule.name)
             .arg(&rule.archive_policy_name)
             .arg(&rule.metric_pattern);
-        match self.execute(&mut tx, &sql).await {
-            Ok(_) => {}
-            Err(IndexerError::Database(e)) if violation(&e) == Some(Violation::Unique) => {
-                return Err(IndexerError::ArchivePolicyRuleAlreadyExists(
-                    rule.name.clone(),
-                ))
-            }
-            Err(IndexerError::Database(e)) if violation(&e) == Some(Violation::ForeignKey) => {
-                return Err(IndexerError::NoSuchArchivePolicy(
-                    rule.archive_policy_name.clone(),
-                ))
-            }
-            Err(e) => return Err(e),
+        match self.execute(conn, &sql).await {
+            Ok(_) => Ok(()),
+            Err(IndexerError::Database(e)) if violation(&e) == Some(Violation::Unique) => Err(
+                IndexerError::ArchivePolicyRuleAlreadyExists(rule.name.clone()),
+            ),
+            Err(IndexerError::Database(e)) if violation(&e) == Some(Violation::ForeignKey) => Err(
+                IndexerError::NoSuchArchivePolicy(rule.archive_policy_name.clone()),
+            ),
+            Err(e) => Err(e),
         }
-        tx.commit().await?;
-        Ok(rule.clone())
     }
 
     pub async fn get_archive_policy_rule(&self, name: &str) -> Result<ArchivePolicyRule> {

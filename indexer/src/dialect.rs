@@ -191,6 +191,75 @@ impl Dialect {
             .join(", ")
     }
 
+    /// Statements inserting `rows` (each one value per column of `columns`, in order)
+    /// into `table`, for bulk creation.
+    ///
+    /// PostgreSQL gets one statement whatever the number of rows: each column travels as
+    /// one array parameter (an array literal in text, since the Any driver has no array
+    /// type) and `unnest` turns the arrays back into rows. Measured on this schema, the
+    /// server spends about as long parsing and planning a 500-row `VALUES` list with 6,000
+    /// parameters as inserting the rows; `unnest` costs a fraction of that. MySQL and
+    /// SQLite get multi-row `VALUES`, chunked to stay under their bound-parameter limits
+    /// (65,535 and 32,766).
+    pub(crate) fn insert_rows(self, table: &str, columns: &[&str], rows: &[Vec<Arg>]) -> Vec<Sql> {
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let head = format!(
+            "INSERT INTO {} ({})",
+            self.quote(table),
+            columns
+                .iter()
+                .map(|c| self.quote(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if self == Dialect::Postgres {
+            let mut sql = Sql::new(head);
+            sql.push(" SELECT * FROM unnest(");
+            for (i, _) in columns.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                let (array, element) = pg_array(rows.iter().map(|row| &row[i]));
+                sql.push("CAST(")
+                    .value(array)
+                    .push(&format!(" AS {element}[])"));
+            }
+            sql.push(")");
+            return vec![sql];
+        }
+        let per_statement = (32_766 / columns.len().max(1)).clamp(1, 500);
+        rows.chunks(per_statement)
+            .map(|chunk| {
+                let mut sql = Sql::new(head.clone());
+                sql.push(" VALUES ");
+                for (r, row) in chunk.iter().enumerate() {
+                    sql.push(if r > 0 { ", (" } else { "(" });
+                    for (i, v) in row.iter().enumerate() {
+                        if i > 0 {
+                            sql.push(", ");
+                        }
+                        sql.value(v.clone());
+                    }
+                    sql.push(")");
+                }
+                sql
+            })
+            .collect()
+    }
+
+    /// The `ESCAPE` clause of a search's `like` operator, whose value is the client's own
+    /// pattern. PostgreSQL and MySQL take a backslash as the escape character by default
+    /// (Gnocchi's behaviour on both: `\%` matches a literal `%`); SQLite has none unless
+    /// told, so it is told.
+    pub(crate) fn pattern_escape(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => " ESCAPE '\\'",
+            Dialect::Postgres | Dialect::Mysql => "",
+        }
+    }
+
     /// Whether DDL takes part in transactions (not on MySQL, where it commits implicitly).
     pub(crate) fn transactional_ddl(self) -> bool {
         self != Dialect::Mysql
@@ -339,6 +408,75 @@ impl Sql {
     }
 }
 
+/// One column of values as a PostgreSQL array literal (`{"a","b",NULL}`) and the SQL
+/// type of its elements. Text elements are always quoted, so that no value (not even
+/// the string `NULL`) is read as anything but itself.
+fn pg_array<'a>(values: impl Iterator<Item = &'a Arg>) -> (String, &'static str) {
+    let mut out = String::from("{");
+    let mut element = "text";
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            Arg::Int(v) => {
+                element = "bigint";
+                match v {
+                    Some(n) => out.push_str(&n.to_string()),
+                    None => out.push_str("NULL"),
+                }
+            }
+            Arg::Float(v) => {
+                element = "double precision";
+                match v {
+                    // Rust prints finite floats without exponent, `NaN` and `inf`,
+                    // all of which PostgreSQL reads back exactly.
+                    Some(f) => out.push_str(&f.to_string()),
+                    None => out.push_str("NULL"),
+                }
+            }
+            Arg::Text(v) => {
+                element = "text";
+                match v {
+                    Some(s) => {
+                        out.push('"');
+                        for c in s.chars() {
+                            if c == '"' || c == '\\' {
+                                out.push('\\');
+                            }
+                            out.push(c);
+                        }
+                        out.push('"');
+                    }
+                    None => out.push_str("NULL"),
+                }
+            }
+        }
+    }
+    out.push('}');
+    (out, element)
+}
+
+/// The `ESCAPE` clause that goes after a pattern built by [`literal_like`]. `!` rather
+/// than the usual backslash because a backslash needs escaping in MySQL string literals
+/// but not in the others', and SQLite has no escape character unless told.
+pub(crate) const LITERAL_LIKE_ESCAPE: &str = " ESCAPE '!'";
+
+/// `s` as a `LIKE` pattern that matches exactly `s`: `%`, `_` and the escape character
+/// `!` are escaped. For patterns built around user input (a prefix or suffix match on an
+/// id), which must not let the input itself act as a wildcard; use with
+/// [`LITERAL_LIKE_ESCAPE`].
+pub(crate) fn literal_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Reads a text column (MySQL `TEXT` comes back as bytes through the Any driver).
 pub(crate) fn get_text(row: &AnyRow, col: &str) -> Result<Option<String>, sqlx::Error> {
     match row.try_get::<Option<String>, _>(col) {
@@ -368,6 +506,69 @@ pub(crate) fn get_f64(row: &AnyRow, col: &str) -> Result<Option<f64>, sqlx::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pg_arrays_quote_every_text_element() {
+        let texts = [
+            Arg::Text(Some("plain".into())),
+            Arg::Text(None),
+            Arg::Text(Some("NULL".into())),
+            Arg::Text(Some(r#"q"uo\te, {x}"#.into())),
+        ];
+        assert_eq!(
+            pg_array(texts.iter()),
+            (
+                r#"{"plain",NULL,"NULL","q\"uo\\te, {x}"}"#.to_owned(),
+                "text"
+            )
+        );
+        let ints = [Arg::Int(Some(-3)), Arg::Int(None)];
+        assert_eq!(pg_array(ints.iter()), ("{-3,NULL}".to_owned(), "bigint"));
+        let floats = [
+            Arg::Float(Some(0.1)),
+            Arg::Float(Some(1e21)),
+            Arg::Float(None),
+        ];
+        assert_eq!(
+            pg_array(floats.iter()),
+            (
+                "{0.1,1000000000000000000000,NULL}".to_owned(),
+                "double precision"
+            )
+        );
+    }
+
+    #[test]
+    fn insert_rows_is_one_unnest_on_postgres_and_chunked_values_elsewhere() {
+        let rows: Vec<Vec<Arg>> = (0..1200)
+            .map(|i| vec![Arg::Int(Some(i)), Arg::Text(Some(format!("r{i}")))])
+            .collect();
+        let pg = Dialect::Postgres.insert_rows("t", &["a", "b"], &rows);
+        assert_eq!(pg.len(), 1);
+        assert_eq!(
+            pg[0].text,
+            "INSERT INTO \"t\" (\"a\", \"b\") SELECT * FROM unnest(CAST(? AS bigint[]), CAST(? AS text[]))"
+        );
+        assert_eq!(pg[0].args.len(), 2);
+        let my = Dialect::Mysql.insert_rows("t", &["a", "b"], &rows);
+        assert_eq!(my.len(), 3, "500 rows per statement");
+        assert_eq!(my.iter().map(|s| s.args.len()).sum::<usize>(), 2400);
+        assert!(my[0]
+            .text
+            .starts_with("INSERT INTO `t` (`a`, `b`) VALUES (?, ?), (?, ?)"));
+        let wide: Vec<Vec<Arg>> = vec![vec![Arg::Int(Some(1)); 200]; 10];
+        let cols: Vec<String> = (0..200).map(|i| format!("c{i}")).collect();
+        let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+        let sqlite = Dialect::Sqlite.insert_rows("t", &cols, &wide);
+        assert!(sqlite.iter().all(|s| s.args.len() <= 32_766));
+        assert_eq!(sqlite.iter().map(|s| s.args.len()).sum::<usize>(), 2000);
+    }
+
+    #[test]
+    fn literal_like_escapes_wildcards_and_itself() {
+        assert_eq!(literal_like("plain-id"), "plain-id");
+        assert_eq!(literal_like("a%b_c!d"), "a!%b!_c!!d");
+    }
 
     #[test]
     fn postgres_placeholders_are_numbered() {

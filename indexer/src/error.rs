@@ -63,6 +63,13 @@ pub enum IndexerError {
     /// A pagination marker that does not designate an existing row.
     #[error("Invalid pagination: `{0}' not found")]
     InvalidPagination(String),
+    /// A value in `index_setting` this build cannot read (written by hand, or by a
+    /// newer gnocchid).
+    #[error("invalid index setting {name}: {value:?}")]
+    InvalidSetting { name: &'static str, value: String },
+    /// The database refused the lock that serialises upgrades (see [`crate::Indexer::upgrade`]).
+    #[error("cannot take the index's schema lock: {0}")]
+    SchemaLock(String),
     /// Anything else reported by the database.
     #[error("database error")]
     Database(#[source] sqlx::Error),

@@ -6,7 +6,11 @@
 //! [`Indexer`] is the one handle, cheap to clone (it wraps a connection pool). Open it with
 //! [`Indexer::connect`] (`sqlite://path`, `postgresql://…`, `mysql://…`), then call
 //! [`Indexer::upgrade`] once: it applies the schema migrations not yet applied and, on a
-//! fresh index, creates the default archive policies and rule. Every public method that
+//! fresh index, creates the default archive policies and rule, all under a lock shared by
+//! every process using the index (`lock.rs`: PostgreSQL advisory lock, MySQL `GET_LOCK`,
+//! SQLite `BEGIN IMMEDIATE`), so concurrent upgrades serialise instead of colliding. The
+//! first upgrade also stores the sack count, which every process reads back with
+//! [`Indexer::sacks`]. Every public method that
 //! writes runs in one transaction (reads run on one pooled connection, without the
 //! `BEGIN`/`COMMIT` round trips) and returns plain data ([`ArchivePolicy`], [`Metric`],
 //! [`Resource`], [`ResourceType`], …) or an [`IndexerError`]; callers never see sqlx
@@ -47,6 +51,7 @@
 mod archive_policies;
 mod dialect;
 mod error;
+mod lock;
 mod metrics;
 mod resource_types;
 mod resources;
@@ -86,6 +91,41 @@ pub struct UpgradeOptions {
     /// On a fresh index, create the rule `default` matching `*` to the policy `low`
     /// (when such a policy exists).
     pub create_default_rule: bool,
+    /// The number of sacks to store if the index has none yet. A stored count is never
+    /// changed: measures already waiting in incoming sit in sacks derived from it.
+    pub sacks: Option<u32>,
+}
+
+/// What [`Indexer::upgrade`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgraded {
+    /// The schema version before the upgrade (0: a fresh index).
+    pub from_version: i64,
+    /// The schema version after it.
+    pub to_version: i64,
+    /// Whether this upgrade created default archive policies or the default rule (false
+    /// when another process did it first).
+    pub defaults_created: bool,
+    /// The sack count stored in the index, if any.
+    pub sacks: Option<u32>,
+}
+
+/// The schema version this build migrates to.
+pub const SCHEMA_VERSION: i64 = schema::MIGRATIONS.len() as i64;
+
+/// `index_setting` key of the sack count.
+const SACKS_SETTING: &str = "sacks";
+
+fn parse_sacks(stored: Option<String>) -> Result<Option<u32>> {
+    stored
+        .map(|v| match v.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(IndexerError::InvalidSetting {
+                name: SACKS_SETTING,
+                value: v,
+            }),
+        })
+        .transpose()
 }
 
 /// The index. Cheap to clone: clones share one connection pool.
@@ -172,66 +212,69 @@ impl Indexer {
     }
 
     /// Applies the migrations not yet applied; on a fresh index also creates the built-in
-    /// `generic` resource type and `options`' defaults. Idempotent.
-    pub async fn upgrade(&self, options: &UpgradeOptions) -> Result<()> {
+    /// `generic` resource type and `options`' defaults; stores `options.sacks` if the index
+    /// has no sack count yet. Idempotent.
+    ///
+    /// Safe to run from several processes at once: the whole upgrade holds the index's
+    /// schema lock (see `lock.rs`), so one process migrates and creates the defaults, and
+    /// the others then find the work done. On PostgreSQL and SQLite the upgrade is one
+    /// transaction: it applies entirely or not at all.
+    pub async fn upgrade(&self, options: &UpgradeOptions) -> Result<Upgraded> {
+        let mut lock = lock::SchemaLock::acquire(&self.pool, self.dialect).await?;
+        let outcome = self.upgrade_locked(lock.conn(), options).await;
+        let released = lock.release(outcome.is_ok()).await;
+        let upgraded = outcome?;
+        released?;
+        Ok(upgraded)
+    }
+
+    /// The body of [`Indexer::upgrade`], on the locked connection and without
+    /// transactions of its own (the lock decides how the work is committed).
+    async fn upgrade_locked(&self, conn: &mut Conn, options: &UpgradeOptions) -> Result<Upgraded> {
         let d = self.dialect;
-        self.pool
-            .execute(
-                format!(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version {} NOT NULL PRIMARY KEY){}",
-                    d.col_type(dialect::ColType::BigInt),
-                    if d == Dialect::Mysql {
-                        " ENGINE=InnoDB"
-                    } else {
-                        ""
-                    }
-                )
-                .as_str(),
+        self.ddl(
+            conn,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS schema_version (version {} NOT NULL PRIMARY KEY){}",
+                d.col_type(dialect::ColType::BigInt),
+                if d == Dialect::Mysql {
+                    " ENGINE=InnoDB"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .await?;
+        let current = self
+            .fetch_optional(
+                conn,
+                &Sql::new("SELECT MAX(version) AS v FROM schema_version"),
             )
-            .await?;
-        let current: i64 = {
-            let mut tx = self.begin().await?;
-            let row = self
-                .fetch_optional(
-                    &mut tx,
-                    &Sql::new("SELECT MAX(version) AS v FROM schema_version"),
-                )
-                .await?;
-            tx.commit().await?;
-            row.and_then(|r| dialect::get_i64(&r, "v").ok().flatten())
-                .unwrap_or(0)
-        };
-        let fresh = current == 0;
+            .await?
+            .and_then(|r| dialect::get_i64(&r, "v").ok().flatten())
+            .unwrap_or(0);
         for (i, migration) in schema::MIGRATIONS.iter().enumerate() {
             let version = i as i64 + 1;
             if version <= current {
                 continue;
             }
-            let mut tx = self.begin().await?;
             for table in migration() {
                 for stmt in d.create_table(&table) {
-                    self.ddl(&mut tx, &stmt).await?;
+                    self.ddl(conn, &stmt).await?;
                 }
             }
             self.execute(
-                &mut tx,
+                conn,
                 &Sql::new("INSERT INTO schema_version (version) VALUES (?)").arg(version),
             )
             .await?;
-            tx.commit().await?;
         }
+        let fresh = current == 0;
+        let mut defaults_created = false;
         if fresh {
-            let mut tx = self.begin().await?;
-            let exists = self
-                .fetch_optional(
-                    &mut tx,
-                    &Sql::new("SELECT name FROM resource_type WHERE name = ?").arg("generic"),
-                )
-                .await?
-                .is_some();
-            if !exists {
+            if !self.exists(conn, "resource_type", "generic").await? {
                 self.execute(
-                    &mut tx,
+                    conn,
                     &Sql::new(
                         "INSERT INTO resource_type (name, tablename, attributes, state, updated_at) VALUES (?, ?, ?, ?, ?)",
                     )
@@ -243,28 +286,79 @@ impl Indexer {
                 )
                 .await?;
             }
-            tx.commit().await?;
+            // Checked before inserting rather than by catching duplicate-key errors: an
+            // error inside PostgreSQL's transaction would abort the whole upgrade.
             for p in &options.default_policies {
-                match self.create_archive_policy(p).await {
-                    Ok(_) | Err(IndexerError::ArchivePolicyAlreadyExists(_)) => {}
-                    Err(e) => return Err(e),
+                if !self.exists(conn, "archive_policy", &p.name).await? {
+                    self.insert_archive_policy(conn, p).await?;
+                    defaults_created = true;
                 }
             }
-            if options.create_default_rule && self.get_archive_policy("low").await.is_ok() {
-                match self
-                    .create_archive_policy_rule(&ArchivePolicyRule {
+            if options.create_default_rule
+                && self.exists(conn, "archive_policy", "low").await?
+                && !self.exists(conn, "archive_policy_rule", "default").await?
+            {
+                self.insert_archive_policy_rule(
+                    conn,
+                    &ArchivePolicyRule {
                         name: "default".into(),
                         metric_pattern: "*".into(),
                         archive_policy_name: "low".into(),
-                    })
-                    .await
-                {
-                    Ok(_) | Err(IndexerError::ArchivePolicyRuleAlreadyExists(_)) => {}
-                    Err(e) => return Err(e),
-                }
+                    },
+                )
+                .await?;
+                defaults_created = true;
             }
         }
-        Ok(())
+        let mut sacks = self.setting(conn, SACKS_SETTING).await?;
+        if let (None, Some(wanted)) = (&sacks, options.sacks) {
+            self.execute(
+                conn,
+                &Sql::new("INSERT INTO index_setting (name, value) VALUES (?, ?)")
+                    .arg(SACKS_SETTING)
+                    .arg(wanted.to_string()),
+            )
+            .await?;
+            sacks = Some(wanted.to_string());
+        }
+        Ok(Upgraded {
+            from_version: current,
+            to_version: SCHEMA_VERSION.max(current),
+            defaults_created,
+            sacks: parse_sacks(sacks)?,
+        })
+    }
+
+    /// Whether `table` has a row whose `name` is `name`.
+    async fn exists(&self, conn: &mut Conn, table: &str, name: &str) -> Result<bool> {
+        Ok(self
+            .fetch_optional(
+                conn,
+                &Sql::new(format!("SELECT name FROM {table} WHERE name = ?")).arg(name),
+            )
+            .await?
+            .is_some())
+    }
+
+    async fn setting(&self, conn: &mut Conn, name: &str) -> Result<Option<String>> {
+        let row = self
+            .fetch_optional(
+                conn,
+                &Sql::new("SELECT value FROM index_setting WHERE name = ?").arg(name),
+            )
+            .await?;
+        row.map(|r| dialect::get_string(&r, "value"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// The number of sacks stored by the first upgrade (`None` if no upgrade stored
+    /// one). Every process sharing this index spreads incoming measures over this many
+    /// sacks: a process using another count would look for a metric's measures in the
+    /// wrong sack.
+    pub async fn sacks(&self) -> Result<Option<u32>> {
+        let mut conn = self.conn().await?;
+        parse_sacks(self.setting(&mut conn, SACKS_SETTING).await?)
     }
 
     /// The schema version applied (0 before the first [`Indexer::upgrade`]).

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::archive_policies::policy_from_row;
-use crate::dialect::{get_i64, get_string, get_text, Arg, Sql};
+use crate::dialect::{get_i64, get_string, get_text, literal_like, Arg, Sql, LITERAL_LIKE_ESCAPE};
 use crate::error::{violation, Violation};
 use crate::resources::{resource_from_row, resource_select};
 use crate::search::{keyset, order_by, OrderCol, Pagination, SortKey, ValueKind};
@@ -348,18 +348,22 @@ impl Indexer {
                 where_.push(&format!(" AND {col} = ")).value(v);
             }
         }
+        // The creator is `user:project`; ids are matched literally (a `%` in a
+        // project id must not widen a caller's view to every project).
         if let Some(u) = &filter.user_id {
             where_
                 .push(" AND (m.creator = ")
                 .value(u)
                 .push(" OR m.creator LIKE ")
-                .value(format!("{}:%", like_escape(u)));
-            where_.push(")");
+                .value(format!("{}:%", literal_like(u)))
+                .push(LITERAL_LIKE_ESCAPE)
+                .push(")");
         }
         if let Some(p) = &filter.project_id {
             where_
                 .push(" AND m.creator LIKE ")
-                .value(format!("%:{}", like_escape(p)));
+                .value(format!("%:{}", literal_like(p)))
+                .push(LITERAL_LIKE_ESCAPE);
         }
         if let Some(r) = filter.resource_id {
             where_.push(" AND m.resource_id = ").value(r);
@@ -443,10 +447,4 @@ impl Indexer {
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// LIKE has no portable escape character (SQLite has none by default): `%` and `_` in
-/// user or project ids act as wildcards here, which only widens the match.
-pub(crate) fn like_escape(s: &str) -> String {
-    s.to_owned()
 }

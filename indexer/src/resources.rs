@@ -474,38 +474,28 @@ impl Indexer {
             rows.push((new, attrs, started_at, ended_at));
         }
         let d = self.dialect();
-        // 12 generic columns per row: far below every dialect's parameter limit.
-        for chunk in rows.chunks(500) {
-            let mut sql = Sql::new(
-                "INSERT INTO resource (id, type, creator, created_by_user_id, created_by_project_id, user_id, project_id, \
-                 original_resource_id, started_at, ended_at, revision_start, revision_end) VALUES ",
-            );
-            for (i, (new, _, started_at, ended_at)) in chunk.iter().enumerate() {
+        let generic: Vec<Vec<Arg>> = rows
+            .iter()
+            .map(|(new, _, started_at, ended_at)| {
                 let (cu, cp) = split_creator(&new.creator);
-                sql.push(if i > 0 { ", (" } else { "(" });
-                sql.value(new.id)
-                    .push(", ")
-                    .value(type_name)
-                    .push(", ")
-                    .value(&new.creator);
-                sql.push(", ")
-                    .value(cu)
-                    .push(", ")
-                    .value(cp)
-                    .push(", ")
-                    .value(new.user_id.clone());
-                sql.push(", ")
-                    .value(new.project_id.clone())
-                    .push(", ")
-                    .value(&new.original_resource_id);
-                sql.push(", ")
-                    .value(*started_at)
-                    .push(", ")
-                    .value(*ended_at)
-                    .push(", ")
-                    .value(now);
-                sql.push(", ").value(Arg::Int(None)).push(")");
-            }
+                vec![
+                    new.id.into(),
+                    type_name.into(),
+                    (&new.creator).into(),
+                    cu.into(),
+                    cp.into(),
+                    new.user_id.clone().into(),
+                    new.project_id.clone().into(),
+                    (&new.original_resource_id).into(),
+                    (*started_at).into(),
+                    (*ended_at).into(),
+                    now.into(),
+                    Arg::Int(None),
+                ]
+            })
+            .collect();
+        // In the order of GENERIC_COLUMNS.
+        for sql in d.insert_rows("resource", GENERIC_COLUMNS, &generic) {
             match self.execute(&mut tx, &sql).await {
                 Ok(_) => {}
                 Err(IndexerError::Database(e)) if violation(&e) == Some(Violation::Unique) => {
@@ -518,19 +508,21 @@ impl Indexer {
                 }
                 Err(e) => return Err(e),
             }
-            if rt.has_table() {
-                let mut sql = Sql::new(format!("INSERT INTO {} (id", d.quote(&rt.tablename)));
-                for k in rt.attributes.keys() {
-                    sql.push(", ").push(&d.quote(k));
-                }
-                sql.push(") VALUES ");
-                for (i, (new, attrs, _, _)) in chunk.iter().enumerate() {
-                    sql.push(if i > 0 { ", (" } else { "(" }).value(new.id);
-                    for v in attrs.values() {
-                        sql.push(", ").value(v.clone());
-                    }
-                    sql.push(")");
-                }
+        }
+        drop(generic);
+        if rt.has_table() {
+            let mut columns = vec!["id"];
+            columns.extend(rt.attributes.keys().map(String::as_str));
+            let typed: Vec<Vec<Arg>> = rows
+                .iter()
+                .map(|(new, attrs, _, _)| {
+                    let mut row = Vec::with_capacity(columns.len());
+                    row.push(new.id.into());
+                    row.extend(attrs.values().cloned());
+                    row
+                })
+                .collect();
+            for sql in d.insert_rows(&rt.tablename, &columns, &typed) {
                 self.execute(&mut tx, &sql).await?;
             }
         }
@@ -1013,7 +1005,7 @@ impl Indexer {
         if let Some(f) = filter {
             where_
                 .push(" AND ")
-                .append(compile_filter(f, &cols, &opts.creator)?);
+                .append(compile_filter(f, &cols, &opts.creator, self.dialect())?);
         }
         let page = &opts.pagination;
         let sort = if page.sort.is_empty() {

@@ -8,7 +8,7 @@
 use crate::dialect::{col, strs, ColType as T, ForeignKey, TableDef};
 
 /// Migrations in order; version `n` is `MIGRATIONS[n - 1]`.
-pub(crate) const MIGRATIONS: &[fn() -> Vec<TableDef>] = &[v1];
+pub(crate) const MIGRATIONS: &[fn() -> Vec<TableDef>] = &[v1, v2];
 
 fn fk(cols: &[&str], table: &str, refs: &[&str], on_delete: Option<&'static str>) -> ForeignKey {
     ForeignKey {
@@ -143,4 +143,18 @@ fn v1() -> Vec<TableDef> {
         history,
         metric,
     ]
+}
+
+/// Settings every process sharing the index must agree on (the sack count), so that
+/// they live with the index rather than in each process's flags.
+fn v2() -> Vec<TableDef> {
+    vec![TableDef {
+        name: "index_setting".into(),
+        columns: vec![
+            col("name", T::Varchar(64), false),
+            col("value", T::Varchar(255), false),
+        ],
+        primary_key: strs(&["name"]),
+        ..Default::default()
+    }]
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ServeArgs};
+use crate::config::{Config, IndexConfig, ServeArgs, UpgradeArgs};
 
 /// gnocchid: a time-series database that speaks Gnocchi's REST API v1.
 #[derive(Debug, Parser)]
@@ -24,22 +24,28 @@ enum Command {
     /// Print the OpenAPI description of every route (JSON) and exit; the
     /// content of `api-docs/openapi.json`.
     Openapi,
+    /// Create or upgrade the index (schema, default archive policies, sack count),
+    /// then exit. Several processes may run it at once.
+    Upgrade(UpgradeArgs),
 }
 
 /// Runs the chosen subcommand to completion.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
     match args.command {
         Command::Serve(serve) => {
             let config = Config::from_args(serve)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(crate::app::serve(config))?;
-            Ok(ExitCode::SUCCESS)
+            runtime()?.block_on(crate::app::serve(config))?;
         }
-        Command::Openapi => {
-            print!("{}", crate::http::openapi_json());
-            Ok(ExitCode::SUCCESS)
+        Command::Upgrade(upgrade) => {
+            let index = IndexConfig::from_upgrade_args(upgrade)?;
+            runtime()?.block_on(crate::app::upgrade(index))?;
         }
+        Command::Openapi => print!("{}", crate::http::openapi_json()),
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -300,10 +300,13 @@ pub(super) fn policy_filter(
             &caller.0,
             &base().with("created_by_project_id", Some(project)),
         ) {
+            // Gnocchi writes this as `creator LIKE '%:<project>'`, which lets a
+            // project id containing `%` or `_` match other projects' resources;
+            // the index keeps the creator's project in its own column.
             allowed.push(Filter::Compare {
-                op: Op::Like,
-                attr: "creator".into(),
-                value: FilterValue::String(format!("%:{project}")),
+                op: Op::Eq,
+                attr: "created_by_project_id".into(),
+                value: FilterValue::String(project.clone()),
             });
         }
     }

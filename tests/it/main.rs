@@ -9,3 +9,4 @@ mod resources;
 mod root;
 mod server;
 mod storage;
+mod upgrade;

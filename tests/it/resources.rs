@@ -993,3 +993,54 @@ fn every_revision_shows_the_resource_metrics() {
     );
     assert_eq!(reply.json()[0]["metrics"], expected, "{}", reply.body);
 }
+
+/// A noauth caller picks its own project id. Gnocchi's policy filter matches the
+/// creator with `LIKE '%:<project>'`, so a project id of `%` would see every
+/// project's resources and metrics; gnocchid matches project ids literally.
+#[test]
+fn wildcard_project_ids_see_only_their_own() {
+    let server = TestServer::spawn(&["--auth-mode", "noauth"]);
+    let as_caller = |method: &str, path: &str, project: &str, body: &Value| {
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        server.request(
+            method,
+            path,
+            &[
+                ("X-User-Id", "someone"),
+                ("X-Project-Id", project),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ],
+            &text,
+        )
+    };
+    let made = as_caller(
+        "POST",
+        "/v1/resource/generic",
+        "p1",
+        &json!({"id": "victim", "metrics": {"cpu": {"archive_policy_name": "low"}}}),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+
+    // The owner's project sees it; `%` and `_` see nothing.
+    let listed = as_caller("GET", "/v1/resource/generic", "p1", &Value::Null);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(ids(&listed).len(), 1);
+    for project in ["%", "_1", "p_"] {
+        let listed = as_caller("GET", "/v1/resource/generic", project, &Value::Null);
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        assert!(ids(&listed).is_empty(), "{project}: {}", listed.body);
+        let searched = as_caller("POST", "/v1/search/resource/generic", project, &json!({}));
+        assert_eq!(searched.status, 200, "{}", searched.body);
+        assert!(ids(&searched).is_empty(), "{project}: {}", searched.body);
+        let metrics = as_caller("GET", "/v1/metric", project, &Value::Null);
+        assert_eq!(metrics.status, 200, "{}", metrics.body);
+        assert_eq!(metrics.json(), json!([]), "{project}");
+    }
+    let metrics = as_caller("GET", "/v1/metric", "p1", &Value::Null);
+    assert_eq!(metrics.json().as_array().unwrap().len(), 1);
+}

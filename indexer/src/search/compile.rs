@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::parse::{Filter, FilterValue, Op};
 use super::ValueKind;
-use crate::dialect::{Arg, Sql};
+use crate::dialect::{Arg, Dialect, Sql};
 use crate::resource_types::AttributeType;
 use crate::{resource_uuid, time, IndexerError, Result};
 
@@ -207,14 +207,25 @@ fn coerce(col: &ColInfo, attr: &str, v: &FilterValue, creator: &str, like: bool)
     }
 }
 
-/// Compiles `f` against `cols`; `creator` maps non-UUID ids.
-pub(crate) fn compile_filter(f: &Filter, cols: &Columns, creator: &str) -> Result<Sql> {
+/// Compiles `f` against `cols` for `dialect`; `creator` maps non-UUID ids.
+pub(crate) fn compile_filter(
+    f: &Filter,
+    cols: &Columns,
+    creator: &str,
+    dialect: Dialect,
+) -> Result<Sql> {
     let mut out = Sql::default();
-    compile_into(f, cols, creator, &mut out)?;
+    compile_into(f, cols, creator, dialect, &mut out)?;
     Ok(out)
 }
 
-fn compile_into(f: &Filter, cols: &Columns, creator: &str, out: &mut Sql) -> Result<()> {
+fn compile_into(
+    f: &Filter,
+    cols: &Columns,
+    creator: &str,
+    dialect: Dialect,
+    out: &mut Sql,
+) -> Result<()> {
     match f {
         Filter::And(items) | Filter::Or(items) => {
             let sep = if matches!(f, Filter::And(_)) {
@@ -227,7 +238,7 @@ fn compile_into(f: &Filter, cols: &Columns, creator: &str, out: &mut Sql) -> Res
                 if i > 0 {
                     out.push(sep);
                 }
-                compile_into(x, cols, creator, out)?;
+                compile_into(x, cols, creator, dialect, out)?;
             }
             out.push(")");
         }
@@ -235,7 +246,7 @@ fn compile_into(f: &Filter, cols: &Columns, creator: &str, out: &mut Sql) -> Res
             // Plain SQL NOT, as Gnocchi: a row where the inner predicate is unknown (null
             // attribute) is not selected.
             out.push("(NOT (");
-            compile_into(x, cols, creator, out)?;
+            compile_into(x, cols, creator, dialect, out)?;
             out.push("))");
         }
         Filter::Compare { op, attr, value } => {
@@ -296,9 +307,11 @@ fn compile_into(f: &Filter, cols: &Columns, creator: &str, out: &mut Sql) -> Res
                     if col.value_kind() != ValueKind::Text {
                         return Err(bad_value(v, attr));
                     }
+                    // The client's own pattern: `%` and `_` stay wildcards.
                     out.append(expr)
                         .push(" LIKE ")
-                        .value(coerce(col, attr, v, creator, true)?);
+                        .value(coerce(col, attr, v, creator, true)?)
+                        .push(dialect.pattern_escape());
                 }
                 (Op::Ne, v) => {
                     // Gnocchi's `ne` also selects rows where the attribute is null.

@@ -7,7 +7,7 @@ use indexer::{
     resource_uuid, search::parse_json, search::parse_string, ArchivePolicyItem, ArchivePolicyRule,
     AttributeSchema, AttributeType, Filter, Indexer, IndexerError, Metric, MetricFilter,
     MetricStatus, NewMetric, NewResource, Pagination, Resource, ResourceMetric, ResourceTypeState,
-    ResourceTypeUpdate, ResourceUpdate, SearchOptions, SortKey, UpgradeOptions,
+    ResourceTypeUpdate, ResourceUpdate, SearchOptions, SortKey, UpgradeOptions, SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -113,7 +113,7 @@ pub(crate) async fn upgrade_is_idempotent_and_creates_defaults(ix: Indexer, url:
     let again = Indexer::connect(&url).await.unwrap();
     again.upgrade(&opts).await.unwrap();
     again.close().await;
-    assert_eq!(ix.schema_version().await.unwrap(), 1);
+    assert_eq!(ix.schema_version().await.unwrap(), SCHEMA_VERSION);
     let names: Vec<String> = ix
         .list_archive_policies()
         .await
@@ -142,6 +142,92 @@ pub(crate) async fn upgrade_is_idempotent_and_creates_defaults(ix: Indexer, url:
         ix.get_archive_policy("medium").await,
         Err(IndexerError::NoSuchArchivePolicy(_))
     ));
+}
+
+/// Several processes upgrading one new index at once (a deployment tool on every host):
+/// the schema lock lets exactly one of them migrate and create the defaults; the others
+/// wait and find the work done. Without it they collide on duplicate keys (and, on
+/// PostgreSQL, on the system catalogs).
+pub(crate) async fn concurrent_upgrades_serialise(ix: Indexer, url: String) {
+    let mut tasks = Vec::new();
+    // Connected first, then released together, so that the upgrades overlap.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+    // Two ask for 64 sacks, one for 256: whichever upgrades first decides for all.
+    for sacks in [64, 256, 64] {
+        let url = url.clone();
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            let process = Indexer::connect(&url).await.expect("connect");
+            start.wait().await;
+            let opts = UpgradeOptions {
+                create_default_rule: true,
+                sacks: Some(sacks),
+                ..default_options()
+            };
+            let outcome = process.upgrade(&opts).await;
+            process.close().await;
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap().expect("every concurrent upgrade succeeds"));
+    }
+    assert_eq!(
+        outcomes.iter().filter(|u| u.from_version == 0).count(),
+        1,
+        "exactly one upgrade found the index new: {outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|u| u.defaults_created).count(),
+        1,
+        "exactly one upgrade created the defaults: {outcomes:?}"
+    );
+    assert!(outcomes.iter().all(|u| u.to_version == SCHEMA_VERSION));
+    let sacks = outcomes[0].sacks;
+    assert!(matches!(sacks, Some(64) | Some(256)), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|u| u.sacks == sacks),
+        "every process sees the same sack count: {outcomes:?}"
+    );
+
+    assert_eq!(ix.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(ix.sacks().await.unwrap(), sacks);
+    let names: Vec<String> = ix
+        .list_archive_policies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, vec!["low", "medium"]);
+    let rules = ix.list_archive_policy_rules().await.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].name, "default");
+    let types = ix.list_resource_types().await.unwrap();
+    assert_eq!(
+        types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        vec!["generic"]
+    );
+    // The lock was released: another upgrade goes through, with nothing to do.
+    let again = ix.upgrade(&default_options()).await.unwrap();
+    assert_eq!(again.from_version, SCHEMA_VERSION);
+    assert!(!again.defaults_created);
+}
+
+/// The first upgrade stores the sack count; later ones never change it (measures
+/// waiting in incoming sit in sacks derived from it).
+pub(crate) async fn sack_count_is_stored_once(ix: Indexer, _url: String) {
+    let none = ix.upgrade(&default_options()).await.unwrap();
+    assert_eq!(none.sacks, None, "nothing asked, nothing stored");
+    assert_eq!(ix.sacks().await.unwrap(), None);
+    let with = |sacks| UpgradeOptions {
+        sacks: Some(sacks),
+        ..default_options()
+    };
+    assert_eq!(ix.upgrade(&with(32)).await.unwrap().sacks, Some(32));
+    assert_eq!(ix.upgrade(&with(128)).await.unwrap().sacks, Some(32));
+    assert_eq!(ix.sacks().await.unwrap(), Some(32));
 }
 
 pub(crate) async fn upgrade_without_defaults(ix: Indexer, _url: String) {
@@ -1757,6 +1843,83 @@ async fn find_json(ix: &Indexer, t: &str, q: Value) -> Vec<Uuid> {
     sorted(ids(&r))
 }
 
+/// Metric filters on user and project match the ids literally: `%` and `_` in an id
+/// (which a noauth caller chooses freely) are not wildcards.
+pub(crate) async fn metric_filters_match_ids_literally(ix: Indexer, _url: String) {
+    setup(&ix).await;
+    let mut made = BTreeMap::new();
+    for creator in ["a_b:p%1", "axb:p21", "a%:q", "abc:p_1", "a:p!1", "solo"] {
+        let m = ix
+            .create_metric(&metric("low", None, creator))
+            .await
+            .unwrap();
+        made.insert(creator, m.id);
+    }
+    let by = |user: Option<&str>, project: Option<&str>| {
+        let ix = ix.clone();
+        let filter = MetricFilter {
+            user_id: user.map(str::to_owned),
+            project_id: project.map(str::to_owned),
+            ..Default::default()
+        };
+        async move {
+            let found = ix
+                .list_metrics(&filter, &Pagination::default())
+                .await
+                .unwrap();
+            sorted(found.into_iter().map(|m| m.id).collect())
+        }
+    };
+    let want = |creators: &[&str]| sorted(creators.iter().map(|c| made[c]).collect());
+    assert_eq!(by(Some("a_b"), None).await, want(&["a_b:p%1"]));
+    assert_eq!(by(Some("a%"), None).await, want(&["a%:q"]));
+    assert_eq!(by(Some("%"), None).await, want(&[]));
+    assert_eq!(by(Some("solo"), None).await, want(&["solo"]));
+    assert_eq!(by(None, Some("p%1")).await, want(&["a_b:p%1"]));
+    assert_eq!(by(None, Some("p_1")).await, want(&["abc:p_1"]));
+    assert_eq!(by(None, Some("p!1")).await, want(&["a:p!1"]));
+    assert_eq!(by(None, Some("%")).await, want(&[]));
+    assert_eq!(by(Some("a_b"), Some("p%1")).await, want(&["a_b:p%1"]));
+    assert_eq!(by(Some("a_b"), Some("p21")).await, want(&[]));
+}
+
+/// The search `like` operator is the client's own pattern: `%` and `_` are wildcards,
+/// and a backslash escapes them (PostgreSQL's and MySQL's default, which SQLite is told
+/// to follow).
+pub(crate) async fn search_like_is_a_pattern(ix: Indexer, _url: String) {
+    setup(&ix).await;
+    let mut made = BTreeMap::new();
+    for project in ["compute_1", "computeX1", "compute%", "other"] {
+        let id = Uuid::new_v4();
+        let mut r = new_resource(id, "u:p");
+        r.project_id = Some(project.into());
+        ix.create_resource("generic", &r).await.unwrap();
+        made.insert(project, id);
+    }
+    let want = |projects: &[&str]| sorted(projects.iter().map(|p| made[p]).collect());
+    let t = "generic";
+    assert_eq!(
+        find(&ix, t, "project_id like 'compute%'").await,
+        want(&["compute_1", "computeX1", "compute%"])
+    );
+    assert_eq!(
+        find(&ix, t, "project_id like 'compute_1'").await,
+        want(&["compute_1", "computeX1"])
+    );
+    assert_eq!(
+        find_json(&ix, t, json!({"like": {"project_id": "compute\\_1"}})).await,
+        want(&["compute_1"])
+    );
+    assert_eq!(
+        find_json(&ix, t, json!({"like": {"project_id": "compute\\%"}})).await,
+        want(&["compute%"])
+    );
+    assert_eq!(
+        find(&ix, t, "project_id like '%'").await,
+        want(&["compute_1", "computeX1", "compute%", "other"])
+    );
+}
+
 pub(crate) async fn search_every_operator(ix: Indexer, _url: String) {
     let rs = search_fixture(&ix).await;
     let id = |is: &[usize]| sorted(is.iter().map(|i| rs[*i].id).collect());
@@ -2331,6 +2494,67 @@ pub(crate) async fn search_details_on_generic(ix: Indexer, _url: String) {
         .find(|r| r.id == rs[0].id && r.revision.is_some())
         .unwrap();
     assert_eq!(old.attributes["host"], json!("compute1"));
+}
+
+/// Batch creation carries every value through unchanged, whatever the dialect's bulk
+/// path (PostgreSQL sends each column as one array literal): quotes, backslashes,
+/// braces, commas, the word NULL, non-ASCII text, nulls, fractional and extreme numbers.
+pub(crate) async fn resource_batch_create_round_trips_values(ix: Indexer, _url: String) {
+    setup(&ix).await;
+    create_instance_type(&ix).await;
+    let hosts = [
+        r#"a "quoted" host"#,
+        r"back\slash\",
+        "{braces},commas",
+        "NULL",
+        "",
+        "été ☃ 東京",
+        "trailing space ",
+    ];
+    let flavors = [
+        json!(0.1),
+        json!(-2),
+        json!(99.999999),
+        json!(1e-7),
+        Value::Null,
+    ];
+    let news: Vec<NewResource> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let mut r = new_resource(Uuid::new_v4(), "foobar:proj");
+            r.original_resource_id = format!("orig \"{i}\" \\ {{}}");
+            r.user_id = (i % 2 == 0).then(|| (*host).to_owned());
+            r.project_id = None;
+            r.attributes = obj(json!({
+                "host": host,
+                "display_name": if i % 3 == 0 { Value::Null } else { json!("ab,c") },
+                "flavor_id": flavors[i % flavors.len()],
+                "image_ref": if i % 2 == 0 { json!(Uuid::nil().to_string()) } else { Value::Null },
+                "enabled": if i == 4 { Value::Null } else { json!(i % 2 == 0) },
+                "launched_at": "2017-05-02T11:11:11.123456Z",
+            }));
+            r
+        })
+        .collect();
+    let created = ix.create_resources("instance", &news).await.unwrap();
+    for (i, new) in news.iter().enumerate() {
+        let got = ix.get_resource("instance", new.id).await.unwrap();
+        assert_eq!(
+            created[i], got,
+            "row {i}: what was returned is what was stored"
+        );
+        assert_eq!(got.attributes["host"], json!(hosts[i]), "row {i}");
+        assert_eq!(got.original_resource_id, new.original_resource_id);
+        assert_eq!(got.user_id, new.user_id);
+        assert_eq!(got.project_id, None);
+        let flavor = &new.attributes["flavor_id"];
+        assert_eq!(
+            got.attributes["flavor_id"].as_f64(),
+            flavor.as_f64(),
+            "row {i}"
+        );
+    }
 }
 
 pub(crate) async fn resource_batch_create(ix: Indexer, _url: String) {

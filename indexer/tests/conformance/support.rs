@@ -64,6 +64,7 @@ pub(crate) fn default_options() -> UpgradeOptions {
             gnocchi_policy("medium", 60, 1440),
         ],
         create_default_rule: false,
+        sacks: None,
     }
 }
 
