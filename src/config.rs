@@ -59,6 +59,12 @@ pub struct ServeArgs {
     /// Start with an empty index: no default archive policies and no default rule.
     #[arg(long, env = "GNOCCHID_NO_DEFAULT_ARCHIVE_POLICIES")]
     no_default_archive_policies: bool,
+
+    /// Resource searches of `/v1/aggregates` kept in memory (what alarm
+    /// evaluators repeat); any index write drops them all. Used only with the
+    /// embedded SQLite index, which no other process writes; 0 turns it off.
+    #[arg(long, env = "GNOCCHID_SEARCH_CACHE_ENTRIES", default_value_t = 16_384)]
+    search_cache_entries: usize,
 }
 
 /// How a caller's identity is established.
@@ -87,6 +93,7 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub enable_proxy_headers: bool,
     pub default_archive_policies: bool,
+    pub search_cache_entries: usize,
 }
 
 /// Flags that do not make a usable configuration.
@@ -130,6 +137,7 @@ impl Config {
                 .collect(),
             enable_proxy_headers: args.enable_proxy_headers,
             default_archive_policies: !args.no_default_archive_policies,
+            search_cache_entries: args.search_cache_entries,
         })
     }
 }

@@ -20,7 +20,7 @@ use carbonara::aggregation::Method;
 use carbonara::calendar::CalendarGrouping;
 use carbonara::timespan::parse_timespan;
 use futures::future::try_join_all;
-use indexer::{IndexerError, Resource, SearchOptions};
+use indexer::{IndexerError, Resource, ResourceType, SearchOptions};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -36,6 +36,7 @@ use crate::aggregates::evaluate::{
     RefGranularities,
 };
 use crate::aggregates::parse::{Node, Operations, RowAgg, Sampling};
+use crate::aggregates::search_cache::SearchKey;
 use crate::aggregates::AggregatesError;
 use crate::app::AppState;
 use crate::metric_cache::{CachedMetric, LookupError};
@@ -602,26 +603,62 @@ fn search_filter(search: &Value) -> Result<Option<indexer::Filter>, ApiError> {
     }
 }
 
+/// The resource type `name`, from [`AppState::searches`] while the index is
+/// unchanged.
+async fn resource_type(state: &AppState, name: &str) -> Result<Arc<ResourceType>, ApiError> {
+    let generation = state.indexer.generation();
+    if let Some(hit) = state.searches.resource_type(name, generation) {
+        return Ok(hit);
+    }
+    let found = Arc::new(state.indexer.get_resource_type(name).await?);
+    state.searches.put_resource_type(found.clone(), generation);
+    Ok(found)
+}
+
+/// The resources of `resource_type` the caller may see and `asked` selects
+/// (with their past revisions when `history`, which then share the current
+/// revision's metrics), from [`AppState::searches`] while the index is
+/// unchanged.
 async fn search_resources(
     state: &AppState,
     caller: &Authenticated,
-    type_name: &str,
+    resource_type: &ResourceType,
     asked: Option<indexer::Filter>,
     history: bool,
-) -> Result<Vec<Resource>, ApiError> {
+) -> Result<Arc<Vec<Resource>>, ApiError> {
+    let type_name = resource_type.name.as_str();
     let policy = policy_filter(state, caller, "search resource", type_name)?;
     let filter = combine(policy, asked);
+    let creator = caller.0.creator();
+    let key = SearchKey {
+        type_name,
+        filter: filter.as_ref(),
+        history,
+        creator: &creator,
+    };
+    let generation = state.indexer.generation();
+    if let Some(hit) = state.searches.search(&key, generation) {
+        return Ok(hit);
+    }
     let options = SearchOptions {
         history,
         details: false,
         pagination: Default::default(),
-        creator: caller.0.creator(),
+        creator: creator.clone(),
     };
-    state
+    let mut resources = state
         .indexer
         .search_resources(type_name, filter.as_ref(), &options)
         .await
-        .map_err(search_error)
+        .map_err(search_error)?;
+    if history {
+        share_metrics(&mut resources);
+    }
+    let resources = Arc::new(resources);
+    state
+        .searches
+        .put_search(&key, &resource_type.attributes, resources.clone(), generation);
+    Ok(resources)
 }
 
 /// Rewrites `ops` so that each name reference becomes the matching metrics of
@@ -769,10 +806,9 @@ fn attribute(resource: &Resource, name: &str) -> Value {
 }
 
 /// The `groupby` attributes, checked against the resource type.
-async fn groupby_params(
-    state: &AppState,
+fn groupby_params(
     query: &QueryParams,
-    type_name: &str,
+    resource_type: &ResourceType,
 ) -> Result<Vec<String>, ApiError> {
     let mut groupby: Vec<String> = query
         .all("groupby")
@@ -782,10 +818,6 @@ async fn groupby_params(
         .collect();
     groupby.sort();
     groupby.dedup();
-    if groupby.is_empty() {
-        return Ok(groupby);
-    }
-    let resource_type = state.indexer.get_resource_type(type_name).await?;
     if let Some(bad) = groupby.iter().find(|g| {
         !indexer::GENERIC_COLUMNS.contains(&g.as_str())
             && !resource_type.attributes.contains_key(*g)
@@ -843,17 +875,14 @@ async fn search_aggregates(
             ))
         }
     };
-    state.indexer.get_resource_type(&type_name).await?;
+    let resource_type = resource_type(state, &type_name).await?;
     let asked = match fields.get("search") {
         Some(search) => search_filter(search)?,
         None => None,
     };
     let history = query.flag("use_history")?;
-    let groupby = groupby_params(state, query, &type_name).await?;
-    let mut resources = search_resources(state, caller, &type_name, asked, history).await?;
-    if history {
-        share_metrics(&mut resources);
-    }
+    let groupby = groupby_params(query, &resource_type)?;
+    let resources = search_resources(state, caller, &resource_type, asked, history).await?;
     if groupby.is_empty() {
         let all: Vec<&Resource> = resources.iter().collect();
         let Some(out) = search_group(state, &ops, &all, params, options, history).await? else {
@@ -1208,12 +1237,12 @@ async fn deprecated_resource(
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(raw.as_deref());
     let params = Params::parse(&query)?;
-    state.indexer.get_resource_type(&type_name).await?;
+    let resource_type = resource_type(&state, &type_name).await?;
     let deprecated = deprecated_params(&query, &params)?;
     let asked = request_filter(&headers, &body, &query)?;
     let history = query.flag("use_history")?;
-    let resources = search_resources(&state, &caller, &type_name, asked, history).await?;
-    let groupby = groupby_params(&state, &query, &type_name).await?;
+    let resources = search_resources(&state, &caller, &resource_type, asked, history).await?;
+    let groupby = groupby_params(&query, &resource_type)?;
     let entries_of = |members: &[&Resource]| {
         let ids: Vec<Uuid> = members
             .iter()
