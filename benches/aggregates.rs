@@ -92,7 +92,10 @@ fn mean(server: &Server, client: &mut Client) {
     }
     wait_processed(client);
     for size in [100, 1000] {
-        let refs: Vec<String> = ids[..size].iter().map(|id| format!("({id} mean)")).collect();
+        let refs: Vec<String> = ids[..size]
+            .iter()
+            .map(|id| format!("({id} mean)"))
+            .collect();
         let body = json!({"operations": format!("(aggregate mean (metric {}))", refs.join(" "))});
         let path = "/v1/aggregates?granularity=60";
         let reply = client.ok("POST", path, &body);
@@ -306,7 +309,10 @@ fn wait_processed(client: &mut Client) {
 }
 
 fn now_minute() -> i64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     now - now % 60
 }
 
@@ -413,7 +419,8 @@ impl Server {
     /// User + system CPU seconds of the server so far, from `/proc`.
     fn cpu_seconds(&self) -> f64 {
         let Some(child) = &self.child else { return 0.0 };
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
         let fields: Vec<&str> = stat
             .rsplit_once(')')
             .map(|(_, rest)| rest.split_whitespace().collect())
@@ -520,7 +527,10 @@ impl Client {
     fn ok(&mut self, method: &str, path: &str, body: &Value) -> Value {
         let reply = self.expect(method, path, body, 200);
         serde_json::from_slice(&reply).unwrap_or_else(|err| {
-            panic!("{method} {path}: {err}: {}", String::from_utf8_lossy(&reply))
+            panic!(
+                "{method} {path}: {err}: {}",
+                String::from_utf8_lossy(&reply)
+            )
         })
     }
 }

@@ -1,7 +1,9 @@
 //! Dynamic aggregates: `POST /v1/aggregates` (operations over metric ids, or
 //! over the metrics of the resources a search selects, optionally grouped),
 //! and the deprecated `/v1/aggregation/metric` and
-//! `/v1/aggregation/resource/{type}/metric/{name}` that Aodh still calls.
+//! `/v1/aggregation/resource/{type}/metric/{name}` that Aodh still calls;
+//! and `POST /v1/search/metric`, the measures of some metrics that a
+//! predicate selects.
 //!
 //! The domain work is in [`crate::aggregates`]; this module resolves the
 //! references, reads the series and writes the answer straight into the body
@@ -35,6 +37,7 @@ use crate::aggregates::evaluate::{
     evaluate, plan_granularities, Block, Evaluated, Fill, Granularity, Input, Options,
     RefGranularities,
 };
+use crate::aggregates::measure_query::MeasureQuery;
 use crate::aggregates::parse::{Node, Operations, RowAgg, Sampling};
 use crate::aggregates::search_cache::SearchKey;
 use crate::aggregates::AggregatesError;
@@ -56,6 +59,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/v1/aggregation/resource/{type}/metric",
             axum::routing::any(method_not_allowed),
+        )
+        .route(
+            "/v1/search/metric",
+            post(search_metric).fallback(method_not_allowed),
         )
 }
 
@@ -655,9 +662,12 @@ async fn search_resources(
         share_metrics(&mut resources);
     }
     let resources = Arc::new(resources);
-    state
-        .searches
-        .put_search(&key, &resource_type.attributes, resources.clone(), generation);
+    state.searches.put_search(
+        &key,
+        &resource_type.attributes,
+        resources.clone(),
+        generation,
+    );
     Ok(resources)
 }
 
@@ -1081,13 +1091,22 @@ fn deprecated_params(query: &QueryParams, params: &Params) -> Result<Deprecated,
 }
 
 fn aggregation_missing(method: &str, granularity: Option<i64>, metric: Option<Uuid>) -> ApiError {
+    ApiError::not_found(aggregation_missing_text(method, granularity, metric))
+}
+
+/// Gnocchi's `AggregationDoesNotExist` message.
+fn aggregation_missing_text(
+    method: &str,
+    granularity: Option<i64>,
+    metric: Option<Uuid>,
+) -> String {
     let mut text = Vec::new();
     let _ = write_python_float(&mut text, granularity.unwrap_or(0) as f64 / 1e9);
-    ApiError::not_found(format!(
+    format!(
         "Aggregation method '{method}' at granularity '{}' for metric {} does not exist",
         String::from_utf8_lossy(&text),
         metric.map(|m| m.to_string()).unwrap_or_default()
-    ))
+    )
 }
 
 /// The deprecated operations: `(aggregate reagg ([resample agg s] (metric …)))`.
@@ -1294,6 +1313,142 @@ async fn deprecated_resource(
         out.push(b'}');
     }
     out.push(b']');
+    Ok(json_response(out))
+}
+
+// ---------------------------------------------------------------------------
+// `POST /v1/search/metric`: the measures of the given metrics that a
+// predicate selects.
+
+async fn search_metric(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(raw.as_deref());
+    // Unknown ids are left out of the answer, as Gnocchi's metric listing
+    // leaves them out.
+    let mut entries: Vec<Arc<CachedMetric>> = Vec::new();
+    for id in query.all("metric_id") {
+        let uuid = Uuid::parse_str(id)
+            .map_err(|_| argument_error("badly formed hexadecimal UUID string", "metric_id"))?;
+        match state.metrics.by_id(uuid).await {
+            Ok(entry) if !entries.iter().any(|e| e.metric.id == uuid) => entries.push(entry),
+            Ok(_) | Err(LookupError::Indexer(IndexerError::NoSuchMetric(_))) => {}
+            Err(other) => return Err(lookup_error(other)),
+        }
+    }
+    for entry in &entries {
+        caller.enforce(&state, "search metric", &metric_target(&entry.metric))?;
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("No query specified in body"));
+    }
+    let predicate = MeasureQuery::parse(&json_body(&headers, &body)?)
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let time = |name: &str| {
+        query
+            .get(name)
+            .map(|text| {
+                parse_timestamp(RawTimestamp::Text(text), now())
+                    .map_err(|_| ApiError::bad_request(format!("Invalid value for {name}")))
+            })
+            .transpose()
+    };
+    let (start, stop) = (time("start")?, time("stop")?);
+    let aggregation = query.get("aggregation").unwrap_or("mean");
+    let mut asked: Vec<i64> = query
+        .all("granularity")
+        .map(|text| {
+            parse_timespan(text)
+                .map_err(|_| argument_error("Unable to parse timespan", "granularity"))
+        })
+        .collect::<Result<_, _>>()?;
+    asked.sort_unstable_by(|a, b| b.cmp(a));
+    asked.dedup();
+    // Every metric must have every granularity with the method before any is
+    // read, as Gnocchi checks.
+    let mut plan: Vec<(&Arc<CachedMetric>, Method, Vec<i64>)> = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let stored: Vec<i64> = entry
+            .policy
+            .definition()
+            .iter()
+            .map(|d| d.granularity())
+            .collect();
+        let granularities = if asked.is_empty() {
+            let mut all = stored.clone();
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            all
+        } else {
+            asked.clone()
+        };
+        let method = aggregation
+            .parse::<Method>()
+            .ok()
+            .filter(|m| entry.policy.aggregation_methods().contains(m));
+        let missing = granularities.iter().find(|g| !stored.contains(g));
+        match (method, missing) {
+            (Some(method), None) => plan.push((entry, method, granularities)),
+            (_, missing) => {
+                let granularity = missing.or(granularities.first()).copied();
+                return Err(ApiError::bad_request(aggregation_missing_text(
+                    aggregation,
+                    granularity,
+                    Some(entry.metric.id),
+                )));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (entry, method, granularities)) in plan.into_iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.push(b'"');
+        out.extend_from_slice(entry.metric.id.to_string().as_bytes());
+        out.extend_from_slice(b"\": [");
+        let mut any = false;
+        for granularity in granularities {
+            let series = state
+                .storage
+                .read_aggregates(
+                    entry.metric.id,
+                    &entry.policy,
+                    method,
+                    Some(granularity),
+                    start,
+                    stop,
+                )
+                .await
+                .map_err(ApiError::internal)?;
+            let mut label = Vec::with_capacity(8);
+            let _ = write_python_float(&mut label, granularity as f64 / 1e9);
+            for series in &series {
+                for (&timestamp, &value) in series.timestamps().iter().zip(series.values()) {
+                    if !predicate.matches(value) {
+                        continue;
+                    }
+                    if any {
+                        out.extend_from_slice(b", ");
+                    }
+                    any = true;
+                    out.extend_from_slice(b"[\"");
+                    write_iso8601(&mut out, timestamp);
+                    out.extend_from_slice(b"\", ");
+                    out.extend_from_slice(&label);
+                    out.extend_from_slice(b", ");
+                    let _ = write_python_float(&mut out, value);
+                    out.push(b']');
+                }
+            }
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
     Ok(json_response(out))
 }
 
