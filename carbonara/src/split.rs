@@ -265,19 +265,10 @@ impl AggregatedSplit {
 
     /// The points of `method` in this split, if it has a column.
     pub fn series(&self, method: Method) -> Option<AggregatedSeries> {
-        let column = self.columns.get(&method)?;
         let mut ts = Vec::new();
         let mut vs = Vec::new();
-        for (w, &occupied) in self.occupied.iter().enumerate() {
-            if occupied == 0 {
-                continue;
-            }
-            for (slot, &v) in column.iter().enumerate().skip(w * 64).take(64) {
-                if !v.is_nan() {
-                    ts.push(self.key.slot_timestamp(slot));
-                    vs.push(v);
-                }
-            }
+        if !self.extend_series(method, &mut ts, &mut vs) {
+            return None;
         }
         Some(AggregatedSeries::from_parts_unchecked(
             self.key.granularity,
@@ -285,6 +276,28 @@ impl AggregatedSplit {
             ts,
             vs,
         ))
+    }
+
+    /// Appends the points of `method` (aligned, increasing) to `ts` and `vs`;
+    /// `false` when the split has no such column. Readers concatenating
+    /// splits use it to build one series without a vector per split.
+    pub fn extend_series(&self, method: Method, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> bool {
+        let Some(column) = self.columns.get(&method) else {
+            return false;
+        };
+        for (w, &occupied) in self.occupied.iter().enumerate() {
+            if occupied == 0 {
+                continue;
+            }
+            let base = w * 64;
+            for (slot, &v) in column[base..base + 64].iter().enumerate() {
+                if !v.is_nan() {
+                    ts.push(self.key.slot_timestamp(base + slot));
+                    vs.push(v);
+                }
+            }
+        }
+        true
     }
 
     /// The codec's view: slots where any method has a value are present;
@@ -506,6 +519,30 @@ mod tests {
         assert_eq!(k.slot_timestamp(53), 53 * year);
         let k = SplitKey::containing(-1, year).unwrap();
         assert_eq!(k.start(), i64::MIN);
+    }
+
+    #[test]
+    fn from_splits_concatenates_sorted_splits() {
+        let g = 10;
+        let first = SplitKey::containing(0, g).unwrap();
+        let second = first.next().unwrap();
+        let mut a = AggregatedSplit::new(first);
+        let early = AggregatedSeries::from_parts(g, m("mean"), vec![0, 10], vec![1.0, 2.0]);
+        a.apply(&early.unwrap(), 0).unwrap();
+        let mut b = AggregatedSplit::new(second);
+        let late = AggregatedSeries::from_parts(g, m("mean"), vec![second.start()], vec![3.0]);
+        b.apply(&late.unwrap(), second.start()).unwrap();
+        let mut s = AggregatedSeries::from_splits(g, m("mean"), &[&a, &b]).unwrap();
+        assert_eq!(s.timestamps(), &[0, 10, second.start()]);
+        assert_eq!(s.values(), &[1.0, 2.0, 3.0]);
+        assert!(AggregatedSeries::from_splits(g, m("mean"), &[&b, &a]).is_err());
+        assert!(AggregatedSeries::from_splits(20, m("mean"), &[&a]).is_err());
+        assert!(AggregatedSeries::from_splits(g, m("max"), &[&a])
+            .unwrap()
+            .is_empty());
+        s.retain_range(Some(10), Some(second.start()));
+        assert_eq!(s.timestamps(), &[10]);
+        assert_eq!(s.values(), &[2.0]);
     }
 
     #[test]

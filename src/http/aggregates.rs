@@ -9,6 +9,7 @@
 //! references, reads the series and writes the answer straight into the body
 //! (measures carry bare `NaN` tokens, which serde_json cannot write).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -683,6 +684,10 @@ async fn expand(
     // For each original reference, the indices of its expansion.
     let mut expansion: Vec<Vec<usize>> = Vec::with_capacity(ops.refs.len());
     let mut unknown = Vec::new();
+    // Where each (resource, metric name, aggregation, revision range) went:
+    // a search over thousands of resources must not compare paths pairwise.
+    type Seen<'a> = HashMap<(Uuid, &'a str, &'a str, Option<(Option<i64>, Option<i64>)>), usize>;
+    let mut seen: Seen<'_> = HashMap::new();
     for reference in &ops.refs {
         let mut indices = Vec::new();
         for resource in resources {
@@ -713,12 +718,14 @@ async fn expand(
                         resource.revision_end.and_then(|t| t.timestamp_nanos_opt()),
                     )
                 });
-                let at = match resolved
-                    .iter()
-                    .position(|r| r.path == path && r.range == range)
-                {
-                    Some(at) => at,
-                    None => {
+                let at = *seen
+                    .entry((
+                        resource.id,
+                        name.as_str(),
+                        reference.aggregation.as_str(),
+                        range,
+                    ))
+                    .or_insert_with(|| {
                         resolved.push(Resolved {
                             entry,
                             method,
@@ -726,8 +733,7 @@ async fn expand(
                             range,
                         });
                         resolved.len() - 1
-                    }
-                };
+                    });
                 indices.push(at);
             }
         }

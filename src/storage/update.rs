@@ -260,16 +260,10 @@ impl AggregateStore {
         let listed = self.splits_in_range(metric, g, from, None).await?;
         let in_range = listed.partition_point(|&s| stop.is_none_or(|t| s < t));
         let splits = self.read_split_set(metric, g, &listed[..in_range]).await?;
-        // Splits come sorted and disjoint: their points concatenate in order.
-        let (mut ts, mut vs) = (Vec::new(), Vec::new());
-        for split in &splits {
-            if let Some(part) = split.series(method) {
-                ts.extend_from_slice(part.timestamps());
-                vs.extend_from_slice(part.values());
-            }
-        }
-        let series =
-            AggregatedSeries::from_parts(g, method, ts, vs).map_err(|e| corrupt(e.into()))?;
+        // Splits come sorted and disjoint: their points concatenate in order,
+        // into one vector (no series per split, no per-point re-check).
+        let mut series =
+            AggregatedSeries::from_splits(g, method, &splits).map_err(|e| corrupt(e.into()))?;
 
         let mut lo = from.unwrap_or(i64::MIN);
         if let Some(span) = item.timespan() {
@@ -291,9 +285,8 @@ impl AggregateStore {
                 lo = lo.max(last.saturating_sub(span).saturating_add(1));
             }
         }
-        let (ts, vs) = series.range(Some(lo), stop);
-        AggregatedSeries::from_parts(g, method, ts.to_vec(), vs.to_vec())
-            .map_err(|e| corrupt(e.into()))
+        series.retain_range(Some(lo), stop);
+        Ok(series)
     }
 }
 
