@@ -57,6 +57,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // `serve` is the only writer of its storage: its cache needs no revalidation.
     let storage = AggregateStore::open(&config.storage_url)
         .context("opening the aggregate storage")?
+        .with_cache_capacity(config.split_cache_bytes)
         .with_coherence(Coherence::Exclusive);
     let metrics = Arc::new(MetricCache::new(indexer.clone()));
     // An embedded SQLite index has no other writer than this process: cached

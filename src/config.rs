@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// embedded SQLite index, which no other process writes; 0 turns it off.
     #[arg(long, env = "GNOCCHID_SEARCH_CACHE_ENTRIES", default_value_t = 16_384)]
     search_cache_entries: usize,
+
+    /// Memory for decoded splits, in MiB. A split decodes to 28 KiB per
+    /// aggregation method whatever it holds, so queries over many metrics
+    /// stay in memory only if this covers one split per method of each.
+    #[arg(long, env = "GNOCCHID_SPLIT_CACHE_MIB", default_value_t = 256)]
+    split_cache_mib: u64,
 }
 
 /// How a caller's identity is established.
@@ -94,6 +100,7 @@ pub struct Config {
     pub enable_proxy_headers: bool,
     pub default_archive_policies: bool,
     pub search_cache_entries: usize,
+    pub split_cache_bytes: u64,
 }
 
 /// Flags that do not make a usable configuration.
@@ -138,6 +145,7 @@ impl Config {
             enable_proxy_headers: args.enable_proxy_headers,
             default_archive_policies: !args.no_default_archive_policies,
             search_cache_entries: args.search_cache_entries,
+            split_cache_bytes: args.split_cache_mib.saturating_mul(1 << 20),
         })
     }
 }

@@ -285,6 +285,10 @@ impl AggregatedSplit {
         let Some(column) = self.columns.get(&method) else {
             return false;
         };
+        // Slots where any method has a value: an upper bound, so one growth.
+        let present: u32 = self.occupied.iter().map(|w| w.count_ones()).sum();
+        ts.reserve(present as usize);
+        vs.reserve(present as usize);
         for (w, &occupied) in self.occupied.iter().enumerate() {
             if occupied == 0 {
                 continue;

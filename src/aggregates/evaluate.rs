@@ -681,12 +681,6 @@ fn rate_of_change(block: &mut Block) {
 /// same additions in the same order, so the same results). `None` for kinds
 /// that need a row's values together (median, percentiles, std, var).
 fn reduce_columns(kind: AggKind, columns: &[Column], rows: usize) -> Option<Vec<f64>> {
-    let fold: fn(f64, f64) -> f64 = match kind {
-        AggKind::Sum | AggKind::Mean | AggKind::Count => |a, v| a + v,
-        AggKind::Min => f64::min,
-        AggKind::Max => f64::max,
-        _ => return None,
-    };
     // `-0.0` is the neutral element `Iterator::sum` starts from.
     let start = match kind {
         AggKind::Min => f64::INFINITY,
@@ -695,13 +689,14 @@ fn reduce_columns(kind: AggKind, columns: &[Column], rows: usize) -> Option<Vec<
     };
     let mut acc = vec![start; rows];
     let mut counts = vec![0u32; rows];
-    for column in columns {
-        for ((a, n), &v) in acc.iter_mut().zip(counts.iter_mut()).zip(&column.values) {
-            if !v.is_nan() {
-                *a = fold(*a, v);
-                *n += 1;
-            }
+    // One monomorphic loop per fold, so the fold inlines into it.
+    match kind {
+        AggKind::Sum | AggKind::Mean | AggKind::Count => {
+            fold_columns(columns, &mut acc, &mut counts, |a, v| a + v)
         }
+        AggKind::Min => fold_columns(columns, &mut acc, &mut counts, f64::min),
+        AggKind::Max => fold_columns(columns, &mut acc, &mut counts, f64::max),
+        _ => return None,
     }
     Some(
         acc.into_iter()
@@ -714,6 +709,23 @@ fn reduce_columns(kind: AggKind, columns: &[Column], rows: usize) -> Option<Vec<
             })
             .collect(),
     )
+}
+
+/// Folds the non-NaN values of every column into `acc`, counting them.
+fn fold_columns(
+    columns: &[Column],
+    acc: &mut [f64],
+    counts: &mut [u32],
+    fold: impl Fn(f64, f64) -> f64,
+) {
+    for column in columns {
+        for ((a, n), &v) in acc.iter_mut().zip(counts.iter_mut()).zip(&column.values) {
+            if !v.is_nan() {
+                *a = fold(*a, v);
+                *n += 1;
+            }
+        }
+    }
 }
 
 /// numpy's NaN-skipping reduction of `values` (reordered in place).
