@@ -293,8 +293,10 @@ impl AggregatedSplit {
             if occupied == 0 {
                 continue;
             }
+            // The last word covers fewer than 64 slots (3600 = 56 × 64 + 16).
             let base = w * 64;
-            for (slot, &v) in column[base..base + 64].iter().enumerate() {
+            let end = (base + 64).min(column.len());
+            for (slot, &v) in column[base..end].iter().enumerate() {
                 if !v.is_nan() {
                     ts.push(self.key.slot_timestamp(base + slot));
                     vs.push(v);
@@ -531,22 +533,28 @@ mod tests {
         let first = SplitKey::containing(0, g).unwrap();
         let second = first.next().unwrap();
         let mut a = AggregatedSplit::new(first);
-        let early = AggregatedSeries::from_parts(g, m("mean"), vec![0, 10], vec![1.0, 2.0]);
+        // The last slot too: its word covers 16 slots, not 64.
+        let early = AggregatedSeries::from_parts(
+            g,
+            m("mean"),
+            vec![0, 10, first.end() - g],
+            vec![1.0, 2.0, 4.0],
+        );
         a.apply(&early.unwrap(), 0).unwrap();
         let mut b = AggregatedSplit::new(second);
         let late = AggregatedSeries::from_parts(g, m("mean"), vec![second.start()], vec![3.0]);
         b.apply(&late.unwrap(), second.start()).unwrap();
         let mut s = AggregatedSeries::from_splits(g, m("mean"), &[&a, &b]).unwrap();
-        assert_eq!(s.timestamps(), &[0, 10, second.start()]);
-        assert_eq!(s.values(), &[1.0, 2.0, 3.0]);
+        assert_eq!(s.timestamps(), &[0, 10, first.end() - g, second.start()]);
+        assert_eq!(s.values(), &[1.0, 2.0, 4.0, 3.0]);
         assert!(AggregatedSeries::from_splits(g, m("mean"), &[&b, &a]).is_err());
         assert!(AggregatedSeries::from_splits(20, m("mean"), &[&a]).is_err());
         assert!(AggregatedSeries::from_splits(g, m("max"), &[&a])
             .unwrap()
             .is_empty());
         s.retain_range(Some(10), Some(second.start()));
-        assert_eq!(s.timestamps(), &[10]);
-        assert_eq!(s.values(), &[2.0]);
+        assert_eq!(s.timestamps(), &[10, first.end() - g]);
+        assert_eq!(s.values(), &[2.0, 4.0]);
     }
 
     #[test]
