@@ -10,6 +10,7 @@ use indexer::{Indexer, UpgradeOptions, Upgraded};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::aggregates::search_cache::SearchCache;
 use crate::archive_policy::to_record;
 use crate::auth::Policy;
 use crate::config::{Config, IndexConfig, DEFAULT_SACKS};
@@ -29,6 +30,9 @@ pub struct AppState {
     pub incoming: Arc<dyn Incoming>,
     pub storage: AggregateStore,
     pub metricd: Arc<Metricd>,
+    /// Searches resolved by `/v1/aggregates`; see [`SearchCache`] for when it
+    /// is trusted.
+    pub searches: SearchCache,
     /// How this process names itself in `/v1/status`.
     pub processor_id: String,
 }
@@ -55,8 +59,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // `serve` is the only writer of its storage: its cache needs no revalidation.
     let storage = AggregateStore::open(&config.storage_url)
         .context("opening the aggregate storage")?
+        .with_cache_capacity(config.split_cache_bytes)
         .with_coherence(Coherence::Exclusive);
     let metrics = Arc::new(MetricCache::new(indexer.clone()));
+    // An embedded SQLite index has no other writer than this process: cached
+    // searches stay correct through the indexer's write generation. A shared
+    // PostgreSQL or MySQL index may be written by other processes.
+    let searches = if config.index.url.starts_with("sqlite:") {
+        SearchCache::new(config.search_cache_entries)
+    } else {
+        SearchCache::disabled()
+    };
     let metricd = Arc::new(Metricd::new(
         incoming.clone(),
         storage.clone(),
@@ -71,6 +84,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         incoming,
         storage,
         metricd: metricd.clone(),
+        searches,
         processor_id: format!("{}.{}", hostname(), std::process::id()),
     });
     let processing = CancellationToken::new();

@@ -51,6 +51,20 @@ pub struct ServeArgs {
     /// default: a `refresh=true` read or a large batch must fit.
     #[arg(long, env = "GNOCCHID_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     request_timeout: Duration,
+
+    /// Resource searches of `/v1/aggregates` kept in memory (what alarm
+    /// evaluators repeat); any index write drops them all. Used only with the
+    /// embedded SQLite index, which no other process writes; 0 turns it off.
+    #[arg(long, env = "GNOCCHID_SEARCH_CACHE_ENTRIES", default_value_t = 16_384)]
+    search_cache_entries: usize,
+
+    /// Memory for decoded splits, in MiB, filled on demand. A split holds 8
+    /// bytes per aggregation method for each slot between its first and last
+    /// point (28 KiB per method when full), so queries over many metrics stay
+    /// in memory when this covers their splits: 1,000 metrics of a
+    /// six-method policy need about 170 MiB for one full split of each.
+    #[arg(long, env = "GNOCCHID_SPLIT_CACHE_MIB", default_value_t = 512)]
+    split_cache_mib: u64,
 }
 
 /// Flags of `gnocchid upgrade`.
@@ -120,6 +134,10 @@ pub struct Config {
     pub enable_proxy_headers: bool,
     /// Bound on the handling of one request (see `--request-timeout`).
     pub request_timeout: Duration,
+    /// Searches `/v1/aggregates` may reuse (see `--search-cache-entries`).
+    pub search_cache_entries: usize,
+    /// Capacity of the decoded-split cache (see `--split-cache-mib`).
+    pub split_cache_bytes: u64,
 }
 
 /// The sack count of a deployment that has never stored one.
@@ -194,6 +212,8 @@ impl Config {
                 .collect(),
             enable_proxy_headers: args.enable_proxy_headers,
             request_timeout: args.request_timeout,
+            search_cache_entries: args.search_cache_entries,
+            split_cache_bytes: args.split_cache_mib.saturating_mul(1 << 20),
         })
     }
 }

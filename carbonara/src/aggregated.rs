@@ -11,6 +11,7 @@
 //! strictly after `last - timespan`.
 
 use crate::aggregation::{aggregate_grouped, Method, Scratch};
+use crate::split::AggregatedSplit;
 use crate::timestamp::floor;
 
 /// Malformed stored parts of a series.
@@ -247,6 +248,49 @@ impl AggregatedSeries {
         });
         let hi = hi.max(lo);
         (&self.timestamps[lo..hi], &self.values[lo..hi])
+    }
+
+    /// The points of `method` in `splits`, which must be sorted by start and
+    /// of granularity `granularity` (a split's own points are aligned and
+    /// increasing by construction, so only the order between splits is
+    /// checked, not every timestamp as [`AggregatedSeries::from_parts`] does).
+    pub fn from_splits(
+        granularity: i64,
+        method: Method,
+        splits: &[impl std::ops::Deref<Target = AggregatedSplit>],
+    ) -> Result<AggregatedSeries, SeriesError> {
+        let mut series = AggregatedSeries::new(granularity, method)?;
+        for split in splits {
+            if split.key().granularity() != granularity {
+                return Err(SeriesError::GranularityMismatch {
+                    expected: granularity,
+                    got: split.key().granularity(),
+                });
+            }
+            let before = series.timestamps.len();
+            split.extend_series(method, &mut series.timestamps, &mut series.values);
+            if before > 0
+                && series
+                    .timestamps
+                    .get(before)
+                    .is_some_and(|&first| first <= series.timestamps[before - 1])
+            {
+                return Err(SeriesError::Unaligned);
+            }
+        }
+        Ok(series)
+    }
+
+    /// Keeps only the points with `start <= t < stop`, in place.
+    pub fn retain_range(&mut self, start: Option<i64>, stop: Option<i64>) {
+        let hi = stop.map_or(self.timestamps.len(), |s| {
+            self.timestamps.partition_point(|&t| t < s)
+        });
+        self.timestamps.truncate(hi);
+        self.values.truncate(hi);
+        let lo = start.map_or(0, |s| self.timestamps.partition_point(|&t| t < s));
+        self.timestamps.drain(..lo);
+        self.values.drain(..lo);
     }
 
     /// Gives the parts back.

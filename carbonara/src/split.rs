@@ -359,6 +359,14 @@ impl AggregatedSplit {
         None
     }
 
+    /// Appends every point of `method` to `ts` and `vs`; `false` when the
+    /// split has no such column ([`AggregatedSplit::append_points`] without
+    /// bounds).
+    pub fn extend_series(&self, method: Method, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> bool {
+        self.append_points(method, i64::MIN, i64::MAX, ts, vs)
+            .is_some()
+    }
+
     /// Appends the points of `method` with `from <= t < until` to `ts` and
     /// `vs`, in order; `None` if the split has no column for `method`.
     /// Readers concatenating consecutive splits get one sorted series
@@ -397,6 +405,10 @@ impl AggregatedSplit {
             }
         };
         let (first, end) = (first.max(self.lo), end.min(self.hi));
+        // Slots where any method has a value: an upper bound, so one growth.
+        let present: u32 = self.occupied.iter().map(|w| w.count_ones()).sum();
+        ts.reserve(present as usize);
+        vs.reserve(present as usize);
         for (w, &occupied) in self.occupied.iter().enumerate() {
             let (lo, hi) = ((w * 64).max(first), ((w + 1) * 64).min(end));
             if occupied == 0 || lo >= hi {
@@ -693,6 +705,36 @@ mod tests {
         assert_eq!(k.slot_timestamp(53), 53 * year);
         let k = SplitKey::containing(-1, year).unwrap();
         assert_eq!(k.start(), i64::MIN);
+    }
+
+    #[test]
+    fn from_splits_concatenates_sorted_splits() {
+        let g = 10;
+        let first = SplitKey::containing(0, g).unwrap();
+        let second = first.next().unwrap();
+        let mut a = AggregatedSplit::new(first);
+        // The last slot too: its word covers 16 slots, not 64.
+        let early = AggregatedSeries::from_parts(
+            g,
+            m("mean"),
+            vec![0, 10, first.end() - g],
+            vec![1.0, 2.0, 4.0],
+        );
+        a.apply(&early.unwrap(), 0).unwrap();
+        let mut b = AggregatedSplit::new(second);
+        let late = AggregatedSeries::from_parts(g, m("mean"), vec![second.start()], vec![3.0]);
+        b.apply(&late.unwrap(), second.start()).unwrap();
+        let mut s = AggregatedSeries::from_splits(g, m("mean"), &[&a, &b]).unwrap();
+        assert_eq!(s.timestamps(), &[0, 10, first.end() - g, second.start()]);
+        assert_eq!(s.values(), &[1.0, 2.0, 4.0, 3.0]);
+        assert!(AggregatedSeries::from_splits(g, m("mean"), &[&b, &a]).is_err());
+        assert!(AggregatedSeries::from_splits(20, m("mean"), &[&a]).is_err());
+        assert!(AggregatedSeries::from_splits(g, m("max"), &[&a])
+            .unwrap()
+            .is_empty());
+        s.retain_range(Some(10), Some(second.start()));
+        assert_eq!(s.timestamps(), &[10, first.end() - g]);
+        assert_eq!(s.values(), &[2.0, 4.0]);
     }
 
     #[test]

@@ -59,6 +59,8 @@ mod schema;
 pub mod search;
 mod time;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -78,7 +80,36 @@ pub use search::{Filter, FilterValue, Op, Pagination, SortKey};
 
 use dialect::{Dialect, Sql};
 
-pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A write transaction: committing it advances [`Indexer::generation`].
+pub(crate) struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Tx {
+    /// Commits, then advances the generation (after, so that a reader that saw the
+    /// old generation cannot have read the old rows after it changes).
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        let result = self.inner.commit().await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::Transaction<'static, sqlx::Any>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
 /// What the query helpers run on: a transaction's connection (`&mut tx` coerces) or a
 /// plain pooled connection for read-only calls (no `BEGIN`/`COMMIT` round trips).
 pub(crate) type Conn = sqlx::AnyConnection;
@@ -133,6 +164,8 @@ fn parse_sacks(stored: Option<String>) -> Result<Option<u32>> {
 pub struct Indexer {
     pool: AnyPool,
     dialect: Dialect,
+    /// Committed write transactions through this handle and its clones.
+    generation: Arc<AtomicU64>,
 }
 
 impl Indexer {
@@ -203,7 +236,11 @@ impl Indexer {
                     .await?
             }
         };
-        Ok(Indexer { pool, dialect })
+        Ok(Indexer {
+            pool,
+            dialect,
+            generation: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// Closes the pool (waits for connections to be returned).
@@ -441,7 +478,21 @@ impl Indexer {
     }
 
     pub(crate) async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(Tx {
+            inner: self.pool.begin().await?,
+            generation: self.generation.clone(),
+        })
+    }
+
+    /// A number that changes after every write this handle (or a clone) commits.
+    ///
+    /// Lets callers cache what they derive from the index (search results, resource
+    /// types) without a round trip: stamp an entry with the generation read *before*
+    /// querying, and use it only while the generation is still that value. Writes
+    /// committed by other processes sharing the database are not counted: such caches
+    /// are only sound where this process is the index's sole writer.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) async fn fetch_all(&self, tx: &mut Conn, sql: &Sql) -> Result<Vec<AnyRow>> {

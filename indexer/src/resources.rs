@@ -666,8 +666,11 @@ impl Indexer {
         }
         let mut by_id: BTreeMap<Uuid, BTreeMap<String, Uuid>> = BTreeMap::new();
         for chunk in ids.chunks(500) {
-            let mut sql = Sql::new("SELECT id, name, resource_id FROM metric WHERE status = ");
-            sql.value("active").push(" AND resource_id IN (");
+            // The status is checked here rather than in SQL: with `status = ?` in the
+            // WHERE clause SQLite may pick `ix_metric_status` (every active metric)
+            // over the `(resource_id, name)` index, a scan per search.
+            let mut sql = Sql::new("SELECT id, name, resource_id, status FROM metric WHERE");
+            sql.push(" resource_id IN (");
             for (i, id) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
@@ -676,6 +679,9 @@ impl Indexer {
             }
             sql.push(")");
             for row in self.fetch_all(tx, &sql).await? {
+                if get_string(&row, "status")? != "active" {
+                    continue;
+                }
                 let rid = Uuid::parse_str(&get_string(&row, "resource_id")?).unwrap_or_default();
                 let mid = Uuid::parse_str(&get_string(&row, "id")?).unwrap_or_default();
                 if let Some(name) = get_text(&row, "name")? {

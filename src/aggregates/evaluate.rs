@@ -185,8 +185,12 @@ pub fn evaluate(
     let mut aggregated = false;
     let mut scratch = Scratch::new();
     for (granularity, series) in inputs {
-        let grid = align(*granularity, series, options, &lookup_keys)?;
-        let value = eval(&ops.root, &grid, &lookup_keys, &mut scratch)?;
+        let mut grid = Grid {
+            block: align(*granularity, series, options, &lookup_keys)?,
+            uses: vec![0; series.len()],
+        };
+        count_uses(&ops.root, &mut grid.uses);
+        let value = eval(&ops.root, &mut grid, &lookup_keys, &mut scratch)?;
         let Value_::Frame(frame) = value else {
             return Err(AggregatesError::invalid(
                 "Operations must return timeseries",
@@ -359,9 +363,66 @@ enum Value_ {
     Frame(Frame),
 }
 
+/// The aligned columns of one granularity, and how many `metric` nodes still
+/// have to read each: the last reader takes the column instead of copying it.
+#[derive(Debug)]
+struct Grid {
+    block: Block,
+    uses: Vec<usize>,
+}
+
+impl Grid {
+    fn column(&mut self, i: usize) -> Column {
+        match self.uses.get_mut(i) {
+            Some(uses) if *uses <= 1 => {
+                *uses = 0;
+                std::mem::replace(
+                    &mut self.block.columns[i],
+                    Column {
+                        reference: Some(i),
+                        values: Vec::new(),
+                    },
+                )
+            }
+            Some(uses) => {
+                *uses -= 1;
+                self.block.columns[i].clone()
+            }
+            None => self.block.columns[i].clone(),
+        }
+    }
+}
+
+fn count_uses(node: &Node, uses: &mut [usize]) {
+    match node {
+        Node::Number(_) => {}
+        Node::Metric(columns) => {
+            for &i in columns {
+                if let Some(n) = uses.get_mut(i) {
+                    *n += 1;
+                }
+            }
+        }
+        Node::Aggregate { input, .. }
+        | Node::Resample { input, .. }
+        | Node::Rolling { input, .. }
+        | Node::Unary { input, .. }
+        | Node::RateOfChange(input) => count_uses(input, uses),
+        Node::Binary { left, right, .. } => {
+            count_uses(left, uses);
+            count_uses(right, uses);
+        }
+        Node::Clip { input, min, max } => {
+            count_uses(input, uses);
+            count_uses(min, uses);
+            count_uses(max, uses);
+        }
+    }
+}
+
 fn eval(
     node: &Node,
-    grid: &Block,
+    grid: &mut Grid,
     lookup_keys: &impl Fn() -> Value,
     scratch: &mut Scratch,
 ) -> Result<Value_, AggregatesError> {
@@ -369,9 +430,9 @@ fn eval(
         Node::Number(n) => Value_::Scalar(*n),
         Node::Metric(columns) => Value_::Frame(Frame {
             block: Block {
-                granularity: grid.granularity,
-                timestamps: grid.timestamps.clone(),
-                columns: columns.iter().map(|&i| grid.columns[i].clone()).collect(),
+                granularity: grid.block.granularity,
+                timestamps: grid.block.timestamps.clone(),
+                columns: columns.iter().map(|&i| grid.column(i)).collect(),
                 boolean: false,
             },
             aggregated: false,
@@ -382,19 +443,24 @@ fn eval(
             if agg.rate {
                 rate_of_change(block);
             }
-            let mut row = Vec::with_capacity(block.columns.len());
-            let values = (0..block.timestamps.len())
-                .map(|r| {
-                    row.clear();
-                    row.extend(
-                        block
-                            .columns
-                            .iter()
-                            .map(|c| c.values.get(r).copied().unwrap_or(f64::NAN)),
-                    );
-                    reduce(agg.kind, &mut row)
-                })
-                .collect();
+            let values = match reduce_columns(agg.kind, &block.columns, block.timestamps.len()) {
+                Some(values) => values,
+                None => {
+                    let mut row = Vec::with_capacity(block.columns.len());
+                    (0..block.timestamps.len())
+                        .map(|r| {
+                            row.clear();
+                            row.extend(
+                                block
+                                    .columns
+                                    .iter()
+                                    .map(|c| c.values.get(r).copied().unwrap_or(f64::NAN)),
+                            );
+                            reduce(agg.kind, &mut row)
+                        })
+                        .collect()
+                }
+            };
             block.columns = vec![Column {
                 reference: None,
                 values,
@@ -607,6 +673,58 @@ fn rate_of_change(block: &mut Block) {
     block.timestamps.remove(0);
     for column in &mut block.columns {
         column.values = column.values.windows(2).map(|w| w[1] - w[0]).collect();
+    }
+}
+
+/// [`reduce`] of every row at once for the kinds that fold: one sequential
+/// pass per column instead of gathering each row across all columns (the
+/// same additions in the same order, so the same results). `None` for kinds
+/// that need a row's values together (median, percentiles, std, var).
+fn reduce_columns(kind: AggKind, columns: &[Column], rows: usize) -> Option<Vec<f64>> {
+    // `-0.0` is the neutral element `Iterator::sum` starts from.
+    let start = match kind {
+        AggKind::Min => f64::INFINITY,
+        AggKind::Max => f64::NEG_INFINITY,
+        _ => -0.0,
+    };
+    let mut acc = vec![start; rows];
+    let mut counts = vec![0u32; rows];
+    // One monomorphic loop per fold, so the fold inlines into it.
+    match kind {
+        AggKind::Sum | AggKind::Mean | AggKind::Count => {
+            fold_columns(columns, &mut acc, &mut counts, |a, v| a + v)
+        }
+        AggKind::Min => fold_columns(columns, &mut acc, &mut counts, f64::min),
+        AggKind::Max => fold_columns(columns, &mut acc, &mut counts, f64::max),
+        _ => return None,
+    }
+    Some(
+        acc.into_iter()
+            .zip(counts)
+            .map(|(a, n)| match (kind, n) {
+                (AggKind::Count, n) => f64::from(n),
+                (_, 0) => f64::NAN,
+                (AggKind::Mean, n) => a / f64::from(n),
+                _ => a,
+            })
+            .collect(),
+    )
+}
+
+/// Folds the non-NaN values of every column into `acc`, counting them.
+fn fold_columns(
+    columns: &[Column],
+    acc: &mut [f64],
+    counts: &mut [u32],
+    fold: impl Fn(f64, f64) -> f64,
+) {
+    for column in columns {
+        for ((a, n), &v) in acc.iter_mut().zip(counts.iter_mut()).zip(&column.values) {
+            if !v.is_nan() {
+                *a = fold(*a, v);
+                *n += 1;
+            }
+        }
     }
 }
 
@@ -837,6 +955,52 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn columnwise_reductions_match_row_reductions() {
+        let nan = f64::NAN;
+        let column = |values: Vec<f64>| Column {
+            reference: None,
+            values,
+        };
+        let columns = vec![
+            column(vec![1.0, nan, 3.0, -0.0]),
+            column(vec![nan, nan, -1.0, -0.0]),
+            column(vec![2.5]),
+        ];
+        for kind in [
+            AggKind::Mean,
+            AggKind::Sum,
+            AggKind::Count,
+            AggKind::Min,
+            AggKind::Max,
+        ] {
+            let fast = reduce_columns(kind, &columns, 4).unwrap();
+            let slow: Vec<f64> = (0..4)
+                .map(|r| {
+                    let mut row = columns
+                        .iter()
+                        .map(|c| c.values.get(r).copied().unwrap_or(nan))
+                        .collect();
+                    reduce(kind, &mut row)
+                })
+                .collect();
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{kind:?}");
+        }
+        assert!(reduce_columns(AggKind::Median, &columns, 4).is_none());
+    }
+
+    #[test]
+    fn a_metric_named_twice_is_read_twice() {
+        let series: &[(&[i64], &[f64])] = &[(&[S, 2 * S], &[1.0, 4.0])];
+        let out = run(
+            json!("(+ (metric a mean) (* (metric a mean) 2))"),
+            series,
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert_eq!(out.blocks[0].columns[0].values, vec![3.0, 12.0]);
     }
 
     #[test]

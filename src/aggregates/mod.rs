@@ -8,9 +8,14 @@
 //! granularity on a common timestamp index (hand-written merges over sorted
 //! slices), applies the fill policy and computes the tree column-wise, as
 //! Gnocchi's `rest/aggregates/processor.py` and `operations.py` do.
+//! [`measure_query`] is the predicate language of `/v1/search/metric`.
+//! [`search_cache`] keeps the resources a search selected for the alarm
+//! evaluators that repeat the same query every minute.
 
 pub mod evaluate;
+pub mod measure_query;
 pub mod parse;
+pub mod search_cache;
 
 use serde_json::Value;
 

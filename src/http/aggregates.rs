@@ -1,12 +1,15 @@
 //! Dynamic aggregates: `POST /v1/aggregates` (operations over metric ids, or
 //! over the metrics of the resources a search selects, optionally grouped),
 //! and the deprecated `/v1/aggregation/metric` and
-//! `/v1/aggregation/resource/{type}/metric/{name}` that Aodh still calls.
+//! `/v1/aggregation/resource/{type}/metric/{name}` that Aodh still calls;
+//! and `POST /v1/search/metric`, the measures of some metrics that a
+//! predicate selects.
 //!
 //! The domain work is in [`crate::aggregates`]; this module resolves the
 //! references, reads the series and writes the answer straight into the body
 //! (measures carry bare `NaN` tokens, which serde_json cannot write).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -19,7 +22,7 @@ use carbonara::aggregation::Method;
 use carbonara::calendar::CalendarGrouping;
 use carbonara::timespan::parse_timespan;
 use futures::future::try_join_all;
-use indexer::{IndexerError, Resource, SearchOptions};
+use indexer::{IndexerError, Resource, ResourceType, SearchOptions};
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,7 +40,9 @@ use crate::aggregates::evaluate::{
     evaluate, plan_granularities, Block, Evaluated, Fill, Granularity, Input, Options,
     RefGranularities,
 };
+use crate::aggregates::measure_query::MeasureQuery;
 use crate::aggregates::parse::{Node, Operations, RowAgg, Sampling};
+use crate::aggregates::search_cache::SearchKey;
 use crate::aggregates::AggregatesError;
 use crate::app::AppState;
 use crate::metric_cache::{CachedMetric, LookupError};
@@ -55,6 +60,11 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .route(
             "/v1/aggregation/resource/{type}/metric",
             axum::routing::any(method_not_allowed),
+        )
+        .routes(routes!(search_metric))
+        .route(
+            "/v1/search/metric",
+            MethodRouter::new().fallback(method_not_allowed),
         )
 }
 
@@ -621,26 +631,65 @@ fn search_filter(search: &Value) -> Result<Option<indexer::Filter>, ApiError> {
     }
 }
 
+/// The resource type `name`, from [`AppState::searches`] while the index is
+/// unchanged.
+async fn resource_type(state: &AppState, name: &str) -> Result<Arc<ResourceType>, ApiError> {
+    let generation = state.indexer.generation();
+    if let Some(hit) = state.searches.resource_type(name, generation) {
+        return Ok(hit);
+    }
+    let found = Arc::new(state.indexer.get_resource_type(name).await?);
+    state.searches.put_resource_type(found.clone(), generation);
+    Ok(found)
+}
+
+/// The resources of `resource_type` the caller may see and `asked` selects
+/// (with their past revisions when `history`, which then share the current
+/// revision's metrics), from [`AppState::searches`] while the index is
+/// unchanged.
 async fn search_resources(
     state: &AppState,
     caller: &Authenticated,
-    type_name: &str,
+    resource_type: &ResourceType,
     asked: Option<indexer::Filter>,
     history: bool,
-) -> Result<Vec<Resource>, ApiError> {
+) -> Result<Arc<Vec<Resource>>, ApiError> {
+    let type_name = resource_type.name.as_str();
     let policy = policy_filter(state, caller, "search resource", type_name)?;
     let filter = combine(policy, asked);
+    let creator = caller.0.creator();
+    let key = SearchKey {
+        type_name,
+        filter: filter.as_ref(),
+        history,
+        creator: &creator,
+    };
+    let generation = state.indexer.generation();
+    if let Some(hit) = state.searches.search(&key, generation) {
+        return Ok(hit);
+    }
     let options = SearchOptions {
         history,
         details: false,
         pagination: Default::default(),
-        creator: caller.0.creator(),
+        creator: creator.clone(),
     };
-    state
+    let mut resources = state
         .indexer
         .search_resources(type_name, filter.as_ref(), &options)
         .await
-        .map_err(search_error)
+        .map_err(search_error)?;
+    if history {
+        share_metrics(&mut resources);
+    }
+    let resources = Arc::new(resources);
+    state.searches.put_search(
+        &key,
+        &resource_type.attributes,
+        resources.clone(),
+        generation,
+    );
+    Ok(resources)
 }
 
 /// Rewrites `ops` so that each name reference becomes the matching metrics of
@@ -655,6 +704,10 @@ async fn expand(
     // For each original reference, the indices of its expansion.
     let mut expansion: Vec<Vec<usize>> = Vec::with_capacity(ops.refs.len());
     let mut unknown = Vec::new();
+    // Where each (resource, metric name, aggregation, revision range) went:
+    // a search over thousands of resources must not compare paths pairwise.
+    type Seen<'a> = HashMap<(Uuid, &'a str, &'a str, Option<(Option<i64>, Option<i64>)>), usize>;
+    let mut seen: Seen<'_> = HashMap::new();
     for reference in &ops.refs {
         let mut indices = Vec::new();
         for resource in resources {
@@ -685,12 +738,14 @@ async fn expand(
                         resource.revision_end.and_then(|t| t.timestamp_nanos_opt()),
                     )
                 });
-                let at = match resolved
-                    .iter()
-                    .position(|r| r.path == path && r.range == range)
-                {
-                    Some(at) => at,
-                    None => {
+                let at = *seen
+                    .entry((
+                        resource.id,
+                        name.as_str(),
+                        reference.aggregation.as_str(),
+                        range,
+                    ))
+                    .or_insert_with(|| {
                         resolved.push(Resolved {
                             entry,
                             method,
@@ -698,8 +753,7 @@ async fn expand(
                             range,
                         });
                         resolved.len() - 1
-                    }
-                };
+                    });
                 indices.push(at);
             }
         }
@@ -788,10 +842,9 @@ fn attribute(resource: &Resource, name: &str) -> Value {
 }
 
 /// The `groupby` attributes, checked against the resource type.
-async fn groupby_params(
-    state: &AppState,
+fn groupby_params(
     query: &QueryParams,
-    type_name: &str,
+    resource_type: &ResourceType,
 ) -> Result<Vec<String>, ApiError> {
     let mut groupby: Vec<String> = query
         .all("groupby")
@@ -801,10 +854,6 @@ async fn groupby_params(
         .collect();
     groupby.sort();
     groupby.dedup();
-    if groupby.is_empty() {
-        return Ok(groupby);
-    }
-    let resource_type = state.indexer.get_resource_type(type_name).await?;
     if let Some(bad) = groupby.iter().find(|g| {
         !indexer::GENERIC_COLUMNS.contains(&g.as_str())
             && !resource_type.attributes.contains_key(*g)
@@ -862,17 +911,14 @@ async fn search_aggregates(
             ))
         }
     };
-    state.indexer.get_resource_type(&type_name).await?;
+    let resource_type = resource_type(state, &type_name).await?;
     let asked = match fields.get("search") {
         Some(search) => search_filter(search)?,
         None => None,
     };
     let history = query.flag("use_history")?;
-    let groupby = groupby_params(state, query, &type_name).await?;
-    let mut resources = search_resources(state, caller, &type_name, asked, history).await?;
-    if history {
-        share_metrics(&mut resources);
-    }
+    let groupby = groupby_params(query, &resource_type)?;
+    let resources = search_resources(state, caller, &resource_type, asked, history).await?;
     if groupby.is_empty() {
         let all: Vec<&Resource> = resources.iter().collect();
         let Some(out) = search_group(state, &ops, &all, params, options, history).await? else {
@@ -1098,13 +1144,22 @@ fn deprecated_params(query: &QueryParams, params: &Params) -> Result<Deprecated,
 }
 
 fn aggregation_missing(method: &str, granularity: Option<i64>, metric: Option<Uuid>) -> ApiError {
+    ApiError::not_found(aggregation_missing_text(method, granularity, metric))
+}
+
+/// Gnocchi's `AggregationDoesNotExist` message.
+fn aggregation_missing_text(
+    method: &str,
+    granularity: Option<i64>,
+    metric: Option<Uuid>,
+) -> String {
     let mut text = Vec::new();
     let _ = write_python_float(&mut text, granularity.unwrap_or(0) as f64 / 1e9);
-    ApiError::not_found(format!(
+    format!(
         "Aggregation method '{method}' at granularity '{}' for metric {} does not exist",
         String::from_utf8_lossy(&text),
         metric.map(|m| m.to_string()).unwrap_or_default()
-    ))
+    )
 }
 
 /// The deprecated operations: `(aggregate reagg ([resample agg s] (metric …)))`.
@@ -1273,12 +1328,12 @@ async fn deprecated_resource(
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(raw.as_deref());
     let params = Params::parse(&query)?;
-    state.indexer.get_resource_type(&type_name).await?;
+    let resource_type = resource_type(&state, &type_name).await?;
     let deprecated = deprecated_params(&query, &params)?;
     let asked = request_filter(&headers, &body, &query)?;
     let history = query.flag("use_history")?;
-    let resources = search_resources(&state, &caller, &type_name, asked, history).await?;
-    let groupby = groupby_params(&state, &query, &type_name).await?;
+    let resources = search_resources(&state, &caller, &resource_type, asked, history).await?;
+    let groupby = groupby_params(&query, &resource_type)?;
     let entries_of = |members: &[&Resource]| {
         let ids: Vec<Uuid> = members
             .iter()
@@ -1330,6 +1385,163 @@ async fn deprecated_resource(
         out.push(b'}');
     }
     out.push(b']');
+    Ok(json_response(out))
+}
+
+// ---------------------------------------------------------------------------
+// `POST /v1/search/metric`: the measures of the given metrics that a
+// predicate selects.
+
+#[utoipa::path(
+    post,
+    path = "/v1/search/metric",
+    tag = "search",
+    params(
+        ("metric_id" = Vec<String>, Query, description = "Metrics to search; repeatable"),
+        ("granularity" = Option<String>, Query, description = "Only this granularity (default: each metric's own)"),
+        ("start" = Option<String>, Query, description = "Earliest timestamp"),
+        ("stop" = Option<String>, Query, description = "Latest timestamp (exclusive)"),
+        ("aggregation" = Option<String>, Query, description = "Aggregation method (default `mean`)")
+    ),
+    request_body(content = serde_json::Value, description = "A predicate on values: `{\"and\": [{\">=\": 10}, {\"<\": 20}]}`, also `=`, `!=`, `in`, `or`, `not`, math operators"),
+    responses(
+        (status = 200, description = "Per metric id, the rows whose value matches", body = serde_json::Value),
+        (status = 400, description = "Invalid query; the description names the problem", body = doc::ErrorBody),
+        (status = 401, description = "No usable credentials", body = doc::ErrorBody),
+        (status = 403, description = "The access policy refuses the caller", body = doc::ErrorBody),
+        (status = 404, description = "No such aggregation for a metric", body = doc::ErrorBody)
+    )
+)]
+async fn search_metric(
+    State(state): State<Arc<AppState>>,
+    caller: Authenticated,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let query = QueryParams::parse(raw.as_deref());
+    // Unknown ids are left out of the answer, as Gnocchi's metric listing
+    // leaves them out.
+    let mut entries: Vec<Arc<CachedMetric>> = Vec::new();
+    for id in query.all("metric_id") {
+        let uuid = Uuid::parse_str(id)
+            .map_err(|_| argument_error("badly formed hexadecimal UUID string", "metric_id"))?;
+        match state.metrics.by_id(uuid).await {
+            Ok(entry) if !entries.iter().any(|e| e.metric.id == uuid) => entries.push(entry),
+            Ok(_) | Err(LookupError::Indexer(IndexerError::NoSuchMetric(_))) => {}
+            Err(other) => return Err(lookup_error(other)),
+        }
+    }
+    for entry in &entries {
+        caller.enforce(&state, "search metric", &metric_target(&entry.metric))?;
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("No query specified in body"));
+    }
+    let predicate = MeasureQuery::parse(&json_body(&headers, &body)?)
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let time = |name: &str| {
+        query
+            .get(name)
+            .map(|text| {
+                parse_timestamp(RawTimestamp::Text(text), now())
+                    .map_err(|_| ApiError::bad_request(format!("Invalid value for {name}")))
+            })
+            .transpose()
+    };
+    let (start, stop) = (time("start")?, time("stop")?);
+    let aggregation = query.get("aggregation").unwrap_or("mean");
+    let mut asked: Vec<i64> = query
+        .all("granularity")
+        .map(|text| {
+            parse_timespan(text)
+                .map_err(|_| argument_error("Unable to parse timespan", "granularity"))
+        })
+        .collect::<Result<_, _>>()?;
+    asked.sort_unstable_by(|a, b| b.cmp(a));
+    asked.dedup();
+    // Every metric must have every granularity with the method before any is
+    // read, as Gnocchi checks.
+    let mut plan: Vec<(&Arc<CachedMetric>, Method, Vec<i64>)> = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let stored: Vec<i64> = entry
+            .policy
+            .definition()
+            .iter()
+            .map(|d| d.granularity())
+            .collect();
+        let granularities = if asked.is_empty() {
+            let mut all = stored.clone();
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            all
+        } else {
+            asked.clone()
+        };
+        let method = aggregation
+            .parse::<Method>()
+            .ok()
+            .filter(|m| entry.policy.aggregation_methods().contains(m));
+        let missing = granularities.iter().find(|g| !stored.contains(g));
+        match (method, missing) {
+            (Some(method), None) => plan.push((entry, method, granularities)),
+            (_, missing) => {
+                let granularity = missing.or(granularities.first()).copied();
+                return Err(ApiError::bad_request(aggregation_missing_text(
+                    aggregation,
+                    granularity,
+                    Some(entry.metric.id),
+                )));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (entry, method, granularities)) in plan.into_iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.push(b'"');
+        out.extend_from_slice(entry.metric.id.to_string().as_bytes());
+        out.extend_from_slice(b"\": [");
+        let mut any = false;
+        for granularity in granularities {
+            let series = state
+                .storage
+                .read_aggregates(
+                    entry.metric.id,
+                    &entry.policy,
+                    method,
+                    Some(granularity),
+                    start,
+                    stop,
+                )
+                .await
+                .map_err(ApiError::internal)?;
+            let mut label = Vec::with_capacity(8);
+            let _ = write_python_float(&mut label, granularity as f64 / 1e9);
+            let mut iso = IsoWriter::new();
+            for series in &series {
+                for (&timestamp, &value) in series.timestamps().iter().zip(series.values()) {
+                    if !predicate.matches(value) {
+                        continue;
+                    }
+                    if any {
+                        out.extend_from_slice(b", ");
+                    }
+                    any = true;
+                    out.extend_from_slice(b"[\"");
+                    iso.write(&mut out, timestamp);
+                    out.extend_from_slice(b"\", ");
+                    out.extend_from_slice(&label);
+                    out.extend_from_slice(b", ");
+                    let _ = write_python_float(&mut out, value);
+                    out.push(b']');
+                }
+            }
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
     Ok(json_response(out))
 }
 

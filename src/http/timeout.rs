@@ -17,6 +17,8 @@
 //! measures in one message to its writer task, so a timed-out write is
 //! either wholly accepted or not at all. (A retried write that had in fact
 //! been accepted stores the same timestamps again, which processing merges.)
+//! A `refresh=true` read only waits for processing, which runs as a task of
+//! its own and finishes under its sack lock whatever happens to the request.
 
 use std::time::Duration;
 

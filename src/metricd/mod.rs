@@ -55,6 +55,9 @@ pub enum ProcessError {
     Indexer(#[from] indexer::IndexerError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The processing task panicked or the runtime is shutting down.
+    #[error("processing stopped: {0}")]
+    Aborted(String),
 }
 
 /// Figures of one processing pass.
@@ -204,11 +207,19 @@ impl Metricd {
     }
 
     /// Processes the pending measures of one metric now (`refresh=true`).
-    pub async fn process_metric(&self, seq: u32) -> Result<Processed, ProcessError> {
+    ///
+    /// The work runs as a task of its own that the caller only waits for: a
+    /// request dropped halfway (client gone, request timeout) must not drop
+    /// the sack lock while staging it started still writes splits, or a
+    /// later pass could be overwritten by stale ones.
+    pub async fn process_metric(self: &Arc<Self>, seq: u32) -> Result<Processed, ProcessError> {
         let sack = sack_of(seq, self.incoming.sack_count());
         let mut only = RoaringBitmap::new();
         only.insert(seq);
-        self.process_sack(sack, Some(only)).await
+        let this = self.clone();
+        tokio::spawn(async move { this.process_sack(sack, Some(only)).await })
+            .await
+            .map_err(|join| ProcessError::Aborted(join.to_string()))?
     }
 
     /// Reads, aggregates and acknowledges the pending measures of `sack`
@@ -230,7 +241,15 @@ impl Metricd {
         let mut jobs = Vec::with_capacity(metrics.len() as usize);
         for (seq, measures) in pending.take_measures() {
             // A metric deleted since its measures were accepted: nothing to keep.
-            if let Some(entry) = self.metrics.by_seq(seq).await? {
+            let Some(entry) = self.metrics.by_seq(seq).await? else {
+                tracing::debug!(
+                    seq,
+                    measures = measures.len(),
+                    "dropping measures of a deleted metric"
+                );
+                continue;
+            };
+            {
                 jobs.push(StageJob {
                     metric: entry.metric.id,
                     policy: entry.policy.clone(),
@@ -255,6 +274,13 @@ impl Metricd {
         }
         self.storage.commit_tails(staged).await?;
         self.incoming.acknowledge(pending).await?;
+        tracing::debug!(
+            sack = sack.0,
+            metrics = done.metrics,
+            measures = done.measures,
+            dropped = done.dropped,
+            "processed"
+        );
         self.totals
             .metrics
             .fetch_add(done.metrics, Ordering::Relaxed);

@@ -24,7 +24,13 @@
 //!   points of one method in `[start, stop)`, truncated to the timespan.
 //!
 //! Absence is normal and not an error: a metric without measures has no tail
-//! and no splits. Every other failure is a [`StorageError`] naming the
+//! and no splits. Zero-length objects read as absent: no encoded tail or
+//! split is empty, but on a local directory a power loss between a write
+//! and the next [`AggregateStore::sync`] can leave a *new* file renamed into
+//! place without its data (file systems flush data before a rename only
+//! when it replaces a file). Such a file was written by an apply whose
+//! measures are all still pending, so reading it as absent lets re-applying
+//! rebuild it instead of stopping the sack on a corrupt object. Every other failure is a [`StorageError`] naming the
 //! object; a corrupt object is reported, never a panic.
 
 pub mod cache;
@@ -308,6 +314,10 @@ impl AggregateStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(StorageError::store(&key, e)),
         };
+        if bytes.is_empty() {
+            // A first tail whose data a power loss lost (module docs).
+            return Ok(None);
+        }
         decode_tail(&bytes)
             .map(Some)
             .map_err(|e| StorageError::corrupt(&key, e))
@@ -448,6 +458,10 @@ impl AggregateStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
             Err(e) => return Err(StorageError::store(&key, e)),
         };
+        if bytes.is_empty() {
+            // A new split whose data a power loss lost (module docs).
+            return Ok(Fetched::Missing);
+        }
         // One decode buffer per thread: its column vectors are reused.
         let split = SCRATCH_BLOCK.with_borrow_mut(|block| {
             decode_split_into(&bytes, block).map_err(|e| StorageError::corrupt(&key, e))?;

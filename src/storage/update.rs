@@ -266,7 +266,9 @@ impl AggregateStore {
     }
 
     /// [`AggregateStore::stage_measures`] for many metrics, results in
-    /// the order of `jobs`.
+    /// the order of `jobs`. May stop after the first error (the caller
+    /// retries the whole pass), so a shorter result with an error last is a
+    /// failure of the whole call.
     ///
     /// On a local directory the jobs run one after the other on a thread of
     /// their own, outside the async runtime: object_store then does its
@@ -275,6 +277,9 @@ impl AggregateStore {
     /// aggregation. Other stores keep [`STAGED_IN_FLIGHT`] jobs in flight so
     /// that their round trips overlap.
     pub async fn stage_many(&self, jobs: Vec<StageJob>) -> Vec<Result<StagedTail, StorageError>> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
         if !self.inline_io() {
             return stream::iter(jobs)
                 .map(|job| async move { self.stage_job(&job).await })
@@ -290,7 +295,13 @@ impl AggregateStore {
                 let staged = futures::executor::block_on(async {
                     let mut out = Vec::with_capacity(jobs.len());
                     for job in &jobs {
-                        out.push(store.stage_job(job).await);
+                        let result = store.stage_job(job).await;
+                        // The pass is retried whole: stop at the first failure.
+                        let failed = result.is_err();
+                        out.push(result);
+                        if failed {
+                            break;
+                        }
                     }
                     out
                 });
@@ -313,6 +324,10 @@ impl AggregateStore {
     /// writes their tails and makes those durable. When this returns the
     /// measures may be forgotten by the incoming store.
     pub async fn commit_tails(&self, staged: Vec<StagedTail>) -> Result<(), StorageError> {
+        if staged.iter().all(|s| s.tail.is_none()) {
+            // Nothing was merged, so nothing was written.
+            return Ok(());
+        }
         self.sync().await?;
         stream::iter(staged)
             .filter_map(|s| async move { s.tail.map(|tail| (s.metric, tail)) })
@@ -389,12 +404,16 @@ impl AggregateStore {
         let listed = self.splits_in_range(metric, g, from, None).await?;
         let in_range = listed.partition_point(|&s| stop.is_none_or(|t| s < t));
         let splits = self.read_split_set(metric, g, &listed[..in_range]).await?;
+        // Splits come sorted and disjoint: their points concatenate in order,
+        // into one vector (no series per split, no per-point re-check).
+        let mut series =
+            AggregatedSeries::from_splits(g, method, &splits).map_err(|e| corrupt(e.into()))?;
 
         let mut lo = from.unwrap_or(i64::MIN);
         if let Some(span) = item.timespan() {
             // The archive's latest point for this method, which may lie
-            // after `stop`: walk back from the latest split, then within
-            // the range read.
+            // after `stop`: walk back from the latest split, else the last
+            // one read.
             let last_of = |split: &AggregatedSplit| split.last_timestamp(method);
             let mut latest = None;
             for &s in listed[in_range..].iter().rev() {
@@ -405,18 +424,13 @@ impl AggregateStore {
                     }
                 }
             }
-            let latest = latest.or_else(|| splits.iter().rev().find_map(|s| last_of(s)));
+            let latest = latest.or_else(|| series.timestamps().last().copied());
             if let Some(last) = latest {
                 lo = lo.max(last.saturating_sub(span).saturating_add(1));
             }
         }
-        // Splits come sorted and disjoint: their points in [lo, stop)
-        // concatenate in order, copied once.
-        let (mut ts, mut vs) = (Vec::new(), Vec::new());
-        for split in &splits {
-            split.append_points(method, lo, stop.unwrap_or(i64::MAX), &mut ts, &mut vs);
-        }
-        AggregatedSeries::from_parts(g, method, ts, vs).map_err(|e| corrupt(e.into()))
+        series.retain_range(Some(lo), stop);
+        Ok(series)
     }
 }
 

@@ -507,3 +507,175 @@ fn groupby_with_history_splits_measures_by_revision() {
         vec![("u1".to_owned(), vec![1.0]), ("u2".to_owned(), vec![3.0])]
     );
 }
+
+/// The same search answered again after index writes sees them: cached
+/// searches last only while the index is unchanged.
+#[test]
+fn repeated_searches_see_index_writes() {
+    let server = server();
+    let p1 = "11111111-1111-1111-1111-111111111111";
+    let p2 = "22222222-2222-2222-2222-222222222222";
+    let r1 = "cccccccc-0000-0000-0000-000000000001";
+    let r2 = "cccccccc-0000-0000-0000-000000000002";
+    let r3 = "cccccccc-0000-0000-0000-000000000003";
+    resource(&server, r1, p1, 1.0);
+    resource(&server, r2, p1, 3.0);
+    let query = json!({
+        "resource_type": "generic",
+        "search": {"=": {"project_id": p1}},
+        "operations": "(aggregate sum (metric cpu.util mean))",
+    });
+    let sum = |server: &TestServer| {
+        let body = ok(send(
+            server,
+            "POST",
+            "/v1/aggregates?granularity=1&refresh=true",
+            &query,
+        ));
+        rows(&body["measures"]["aggregated"])
+    };
+    assert_eq!(sum(&server), pairs(&[("10:00:00", 4.0)]));
+    assert_eq!(sum(&server), pairs(&[("10:00:00", 4.0)]));
+
+    // A new resource in the project.
+    resource(&server, r3, p1, 5.0);
+    assert_eq!(sum(&server), pairs(&[("10:00:00", 9.0)]));
+
+    // A resource leaves the project.
+    let reply = send(
+        &server,
+        "PATCH",
+        &format!("/v1/resource/generic/{r2}"),
+        &json!({"project_id": p2}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(sum(&server), pairs(&[("10:00:00", 6.0)]));
+
+    // A resource is deleted.
+    let reply = send(
+        &server,
+        "DELETE",
+        &format!("/v1/resource/generic/{r3}"),
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(sum(&server), pairs(&[("10:00:00", 1.0)]));
+}
+
+/// `POST /v1/search/metric`: rest.j2's "Search > Metric" examples.
+#[test]
+fn search_values_in_metrics() {
+    let server = server();
+    let a = metric(
+        &server,
+        &[
+            ("2024-01-01T10:00:00", 12.0),
+            ("2024-01-01T10:00:01", 27.0),
+            ("2024-01-01T10:00:02", 55.0),
+            ("2024-01-01T10:00:03", 60.0),
+        ],
+    );
+    let b = metric(&server, &[("2024-01-01T10:00:00", 12.0)]);
+    for id in [&a, &b] {
+        ok(send(
+            &server,
+            "GET",
+            &format!("/v1/metric/{id}/measures?refresh=true"),
+            &Value::Null,
+        ));
+    }
+    // Values >= 50 once 23 is added, and not 55: coarsest granularity first.
+    let body = ok(send(
+        &server,
+        "POST",
+        &format!("/v1/search/metric?metric_id={a}"),
+        &json!({"and": [{">=": [{"+": 23}, 50]}, {"!=": 55}]}),
+    ));
+    assert_eq!(
+        body,
+        json!({a.clone(): [
+            ["2024-01-01T10:00:00+00:00", 60.0, 38.5],
+            ["2024-01-01T10:00:01+00:00", 1.0, 27.0],
+            ["2024-01-01T10:00:03+00:00", 1.0, 60.0],
+        ]})
+    );
+    // Several metrics, chosen granularities.
+    let body = ok(send(
+        &server,
+        "POST",
+        &format!(
+            "/v1/search/metric?metric_id={a}&metric_id={b}&granularity=1second&granularity=60s"
+        ),
+        &json!({"=": 12}),
+    ));
+    assert_eq!(
+        body,
+        json!({
+            a.clone(): [["2024-01-01T10:00:00+00:00", 1.0, 12.0]],
+            b.clone(): [
+                ["2024-01-01T10:00:00+00:00", 60.0, 12.0],
+                ["2024-01-01T10:00:00+00:00", 1.0, 12.0],
+            ],
+        })
+    );
+    // start and stop bound the measures.
+    let body = ok(send(
+        &server,
+        "POST",
+        &format!(
+            "/v1/search/metric?metric_id={a}&granularity=1&start=2024-01-01T10:00:01&stop=2024-01-01T10:00:03"
+        ),
+        &json!({">": 0}),
+    ));
+    assert_eq!(
+        rows(&body[&a]),
+        pairs(&[("10:00:01", 27.0), ("10:00:02", 55.0)])
+    );
+    // Unknown metric ids are left out.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/search/metric?metric_id=dddddddd-0000-0000-0000-000000000000",
+        &json!({"=": 1}),
+    ));
+    assert_eq!(body, json!({}));
+
+    let error = |path: String, body: Value| {
+        let reply = send(&server, "POST", &path, &body);
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        reply.body
+    };
+    let text = error(
+        format!("/v1/search/metric?metric_id={a}&granularity=1s&granularity=300"),
+        json!({"=": 12}),
+    );
+    assert!(
+        text.contains(&format!(
+            "Aggregation method 'mean' at granularity '300.0' for metric {a} does not exist"
+        )),
+        "{text}"
+    );
+    let text = error(
+        format!("/v1/search/metric?metric_id={a}&start=foobar"),
+        json!({"∧": [{"≥": 1000}]}),
+    );
+    assert!(text.contains("Invalid value for start"), "{text}");
+    let text = error(
+        format!("/v1/search/metric?metric_id={a}&stop=foobar"),
+        json!({"∧": [{"≥": 1000}]}),
+    );
+    assert!(text.contains("Invalid value for stop"), "{text}");
+    let text = error(
+        format!("/v1/search/metric?metric_id={a}"),
+        json!({"foo": 1}),
+    );
+    assert!(text.contains("Unknown operator foo"), "{text}");
+    let text = error(
+        format!("/v1/search/metric?metric_id={a}"),
+        json!({"=": [1, 2, 3]}),
+    );
+    assert!(
+        text.contains("Binary operator = needs 2 arguments, 3 given"),
+        "{text}"
+    );
+}

@@ -59,7 +59,7 @@ impl TestServer {
             .arg(&data_dir)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(server_log())
             .spawn()
             .expect("gnocchid starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -113,6 +113,20 @@ impl TestServer {
     pub(crate) fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// Where servers' logs go: nowhere, or appended to the file named by
+/// `GNOCCHID_TEST_SERVER_LOG` when a failure needs them.
+fn server_log() -> Stdio {
+    std::env::var_os("GNOCCHID_TEST_SERVER_LOG")
+        .and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        })
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 /// A fresh, unique temporary directory name for one server.
