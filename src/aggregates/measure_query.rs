@@ -12,63 +12,8 @@
 
 use serde_json::Value;
 
+use super::parse::BinaryOp;
 use super::AggregatesError;
-
-/// A binary operator of the measure query language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    Eq,
-    Lt,
-    Gt,
-    Le,
-    Ge,
-    Ne,
-    Mod,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-}
-
-impl BinaryOp {
-    fn parse(name: &str) -> Option<BinaryOp> {
-        Some(match name {
-            "=" | "==" | "eq" => BinaryOp::Eq,
-            "<" | "lt" => BinaryOp::Lt,
-            ">" | "gt" => BinaryOp::Gt,
-            "<=" | "≤" | "le" => BinaryOp::Le,
-            ">=" | "≥" | "ge" => BinaryOp::Ge,
-            "!=" | "≠" | "ne" => BinaryOp::Ne,
-            "%" | "mod" => BinaryOp::Mod,
-            "+" | "add" => BinaryOp::Add,
-            "-" | "sub" => BinaryOp::Sub,
-            "*" | "×" | "mul" => BinaryOp::Mul,
-            "/" | "÷" | "div" => BinaryOp::Div,
-            "**" | "^" | "pow" => BinaryOp::Pow,
-            _ => return None,
-        })
-    }
-
-    fn apply(self, a: f64, b: f64) -> f64 {
-        let truth = |t: bool| if t { 1.0 } else { 0.0 };
-        match self {
-            BinaryOp::Eq => truth(a == b),
-            BinaryOp::Lt => truth(a < b),
-            BinaryOp::Gt => truth(a > b),
-            BinaryOp::Le => truth(a <= b),
-            BinaryOp::Ge => truth(a >= b),
-            BinaryOp::Ne => truth(a != b),
-            // Python's modulo takes the divisor's sign.
-            BinaryOp::Mod => a - b * (a / b).floor(),
-            BinaryOp::Add => a + b,
-            BinaryOp::Sub => a - b,
-            BinaryOp::Mul => a * b,
-            BinaryOp::Div => a / b,
-            BinaryOp::Pow => a.powf(b),
-        }
-    }
-}
 
 /// A parsed measure query.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +60,9 @@ impl MeasureQuery {
                 })
             }
             name => {
+                // The operators of `/v1/aggregates`, less its clipping functions.
                 let op = BinaryOp::parse(name)
+                    .filter(|op| !matches!(op, BinaryOp::ClipMin | BinaryOp::ClipMax))
                     .ok_or_else(|| invalid(format!("Unknown operator {name}")))?;
                 match nodes {
                     Value::Array(items) if items.len() == 2 => Ok(MeasureQuery::Binary {

@@ -96,7 +96,8 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
-    fn parse(name: &str) -> Option<BinaryOp> {
+    /// The operator named `name` in Gnocchi's operation language.
+    pub(crate) fn parse(name: &str) -> Option<BinaryOp> {
         Some(match name {
             "=" | "==" | "eq" => BinaryOp::Eq,
             "<" | "lt" => BinaryOp::Lt,
