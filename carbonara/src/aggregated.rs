@@ -268,7 +268,13 @@ impl AggregatedSeries {
                 });
             }
             let before = series.timestamps.len();
-            split.extend_series(method, &mut series.timestamps, &mut series.values);
+            split.append_points(
+                method,
+                i64::MIN,
+                i64::MAX,
+                &mut series.timestamps,
+                &mut series.values,
+            );
             if before > 0
                 && series
                     .timestamps

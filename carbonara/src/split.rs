@@ -359,14 +359,6 @@ impl AggregatedSplit {
         None
     }
 
-    /// Appends every point of `method` to `ts` and `vs`; `false` when the
-    /// split has no such column ([`AggregatedSplit::append_points`] without
-    /// bounds).
-    pub fn extend_series(&self, method: Method, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> bool {
-        self.append_points(method, i64::MIN, i64::MAX, ts, vs)
-            .is_some()
-    }
-
     /// Appends the points of `method` with `from <= t < until` to `ts` and
     /// `vs`, in order; `None` if the split has no column for `method`.
     /// Readers concatenating consecutive splits get one sorted series

@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{is_json, Authenticated};
-use super::json::{to_vec, write_python_float};
+use super::json::{to_vec, write_python_float, MeasureRows};
 use super::measures::lookup_error;
 use super::metric::{metric_json, metric_target, MetricView};
 use super::openapi as doc;
@@ -46,7 +46,7 @@ use crate::aggregates::search_cache::SearchKey;
 use crate::aggregates::AggregatesError;
 use crate::app::AppState;
 use crate::metric_cache::{CachedMetric, LookupError};
-use crate::time::{now, parse_timestamp, IsoWriter, RawTimestamp};
+use crate::time::{now, parse_timestamp, RawTimestamp};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -510,36 +510,22 @@ fn write_aggregated_rows(out: &mut Vec<u8>, evaluated: &Evaluated, drop_nan: boo
 
 /// Appends `["<iso>", <granularity>, <value>]` rows.
 fn write_rows(out: &mut Vec<u8>, any: &mut bool, block: &Block, values: &[f64], drop_nan: bool) {
-    let mut label = Vec::with_capacity(24);
-    match block.granularity {
-        Granularity::Seconds(ns) => {
-            let _ = write_python_float(&mut label, ns as f64 / 1e9);
-        }
-        Granularity::Calendar(grouping) => {
-            label.extend_from_slice(format!("\"{grouping}\"").as_bytes());
-        }
+    let mut rows = match block.granularity {
+        Granularity::Seconds(ns) => MeasureRows::seconds(ns),
+        Granularity::Calendar(grouping) => MeasureRows::calendar(grouping),
     }
-    let mut iso = IsoWriter::new();
+    .after(*any);
     for (&timestamp, &value) in block.timestamps.iter().zip(values) {
         if drop_nan && !value.is_finite() {
             continue;
         }
-        if *any {
-            out.extend_from_slice(b", ");
-        }
-        *any = true;
-        out.extend_from_slice(b"[\"");
-        iso.write(out, timestamp);
-        out.extend_from_slice(b"\", ");
-        out.extend_from_slice(&label);
-        out.extend_from_slice(b", ");
-        if block.boolean && !value.is_nan() {
-            out.extend_from_slice(if value != 0.0 { b"true" } else { b"false" });
+        if block.boolean {
+            rows.push_bool(out, timestamp, value);
         } else {
-            let _ = write_python_float(out, value);
+            rows.push(out, timestamp, value);
         }
-        out.push(b']');
     }
+    *any = rows.any();
 }
 
 /// An insertion-ordered nest of objects whose leaves are row lists.
@@ -1517,27 +1503,15 @@ async fn search_metric(
                 )
                 .await
                 .map_err(ApiError::internal)?;
-            let mut label = Vec::with_capacity(8);
-            let _ = write_python_float(&mut label, granularity as f64 / 1e9);
-            let mut iso = IsoWriter::new();
+            let mut rows = MeasureRows::seconds(granularity).after(any);
             for series in &series {
                 for (&timestamp, &value) in series.timestamps().iter().zip(series.values()) {
-                    if !predicate.matches(value) {
-                        continue;
+                    if predicate.matches(value) {
+                        rows.push(&mut out, timestamp, value);
                     }
-                    if any {
-                        out.extend_from_slice(b", ");
-                    }
-                    any = true;
-                    out.extend_from_slice(b"[\"");
-                    iso.write(&mut out, timestamp);
-                    out.extend_from_slice(b"\", ");
-                    out.extend_from_slice(&label);
-                    out.extend_from_slice(b", ");
-                    let _ = write_python_float(&mut out, value);
-                    out.push(b']');
                 }
             }
+            any = rows.any();
         }
         out.push(b']');
     }

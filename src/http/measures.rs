@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{is_json, Authenticated};
-use super::json::write_python_float;
+use super::json::MeasureRows;
 use super::measures_body::parse_measures;
 use super::metric::metric_target;
 use super::openapi as doc;
@@ -24,7 +24,7 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::incoming::MeasureBatch;
 use crate::metric_cache::CachedMetric;
-use crate::time::{now, parse_timestamp, IsoWriter, RawTimestamp, ISO_MAX_LEN};
+use crate::time::{now, parse_timestamp, RawTimestamp};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -317,31 +317,19 @@ async fn get(
         .map_err(ApiError::internal)?;
     let mut body = Vec::with_capacity(64 + series.iter().map(|s| s.len() * 48).sum::<usize>());
     body.push(b'[');
-    let mut first = true;
+    let mut any = false;
     let mut scratch = Scratch::new();
     for stored in &series {
-        match resample {
-            None => write_rows(
-                &mut body,
-                &mut first,
-                GranularityLabel::Seconds(stored.granularity()),
-                stored.timestamps(),
-                stored.values(),
-            ),
+        let (mut rows, regrouped) = match resample {
+            None => (MeasureRows::seconds(stored.granularity()), None),
             Some(Resample::Every(every)) => {
                 let regrouped = stored
                     .resample(every, method, &mut scratch)
                     .map_err(|err| ApiError::bad_request(err.to_string()))?;
-                write_rows(
-                    &mut body,
-                    &mut first,
-                    GranularityLabel::Seconds(every),
-                    regrouped.timestamps(),
-                    regrouped.values(),
-                );
+                (MeasureRows::seconds(every), Some(regrouped.into_parts()))
             }
             Some(Resample::Calendar(grouping)) => {
-                let (timestamps, values) = resample_calendar(
+                let regrouped = resample_calendar(
                     stored.timestamps(),
                     stored.values(),
                     grouping,
@@ -349,15 +337,18 @@ async fn get(
                     &mut scratch,
                 )
                 .map_err(|err| ApiError::bad_request(err.to_string()))?;
-                write_rows(
-                    &mut body,
-                    &mut first,
-                    GranularityLabel::Calendar(grouping),
-                    &timestamps,
-                    &values,
-                );
+                (MeasureRows::calendar(grouping), Some(regrouped))
             }
+        };
+        let (timestamps, values) = match &regrouped {
+            Some((ts, vs)) => (&ts[..], &vs[..]),
+            None => (stored.timestamps(), stored.values()),
+        };
+        rows = rows.after(any);
+        for (&timestamp, &value) in timestamps.iter().zip(values) {
+            rows.push(&mut body, timestamp, value);
         }
+        any = rows.any();
     }
     body.push(b']');
     Ok((
@@ -375,60 +366,4 @@ fn aggregation_missing(entry: &CachedMetric, method: &str) -> ApiError {
         "cause": "Aggregation method does not exist for this metric",
         "detail": {"metric": entry.metric.id.to_string(), "aggregation_method": method},
     }))
-}
-
-/// The second column of a measures row.
-#[derive(Debug, Clone, Copy)]
-enum GranularityLabel {
-    Seconds(i64),
-    /// Calendar groups are labelled with their letter (`"M"`), as Gnocchi
-    /// passes the sampling through.
-    Calendar(CalendarGrouping),
-}
-
-/// Appends `["<iso>", <granularity>, <value>]` rows straight into the body:
-/// no intermediate strings or JSON values.
-fn write_rows(
-    body: &mut Vec<u8>,
-    first: &mut bool,
-    granularity: GranularityLabel,
-    timestamps: &[i64],
-    values: &[f64],
-) {
-    let mut label = Vec::with_capacity(24);
-    match granularity {
-        GranularityLabel::Seconds(ns) => {
-            let _ = write_python_float(&mut label, ns as f64 / 1e9);
-        }
-        GranularityLabel::Calendar(grouping) => {
-            label.extend_from_slice(format!("\"{grouping}\"").as_bytes());
-        }
-    }
-    // Each row is assembled on the stack and appended once: six small
-    // appends per row cost more than formatting it.
-    let mut iso = IsoWriter::new();
-    let mut text = [0_u8; ISO_MAX_LEN];
-    let mut row = [0_u8; 160];
-    for (&timestamp, &value) in timestamps.iter().zip(values) {
-        let mut len = 0;
-        let mut put = |row: &mut [u8; 160], bytes: &[u8]| {
-            row[len..len + bytes.len()].copy_from_slice(bytes);
-            len += bytes.len();
-        };
-        if !*first {
-            put(&mut row, b", ");
-        }
-        *first = false;
-        put(&mut row, b"[\"");
-        let n = iso.write_into(&mut text, timestamp);
-        put(&mut row, &text[..n]);
-        put(&mut row, b"\", ");
-        put(&mut row, &label);
-        put(&mut row, b", ");
-        let mut rest = &mut row[len..];
-        let _ = write_python_float(&mut rest, value);
-        len = 160 - rest.len();
-        row[len] = b']';
-        body.extend_from_slice(&row[..=len]);
-    }
 }

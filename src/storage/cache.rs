@@ -2,9 +2,9 @@
 //! list of split starts per `(metric, granularity)`.
 //!
 //! [`SplitCache`] holds `Arc<AggregatedSplit>`s keyed by
-//! `(metric, granularity, split start)`, bounded by an estimate of their
-//! decoded size in bytes (a split is a dense column of 3600 `f64` per method,
-//! about 28 KiB each) and evicted by `quick_cache`'s CLOCK-Pro policy. Values
+//! `(metric, granularity, split start)`, bounded by their decoded size in
+//! bytes ([`AggregatedSplit::memory_bytes`]: 8 bytes per method for each slot
+//! of the split's window, at most 28 KiB per method) and evicted by `quick_cache`'s CLOCK-Pro policy. Values
 //! are shared: every reader of a hot split gets the same `Arc`, and
 //! concurrent misses on one key wait for a single fetch and decode
 //! (`get_value_or_guard_async`).
@@ -58,13 +58,8 @@ pub(crate) struct SplitWeighter;
 
 impl Weighter<SplitCacheKey, CachedSplit> for SplitWeighter {
     fn weight(&self, _key: &SplitCacheKey, value: &CachedSplit) -> u64 {
-        split_weight(&value.split)
+        value.split.memory_bytes()
     }
-}
-
-/// Estimated decoded size of a split: its columns plus overhead.
-pub fn split_weight(split: &AggregatedSplit) -> u64 {
-    split.memory_bytes()
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,7 +124,9 @@ impl SplitCache {
         if capacity_bytes == 0 {
             return SplitCache { inner: None };
         }
-        let per_split = 256 + 6 * (u64::from(SPLIT_SLOTS) * 8 + 64);
+        // Sizes the cache's bookkeeping only: six methods over a quarter of
+        // a split, between a fresh split and a full one.
+        let per_split = 256 + 6 * (u64::from(SPLIT_SLOTS) * 2 + 64);
         let estimated = (capacity_bytes / per_split).clamp(16, 1 << 20) as usize;
         SplitCache {
             inner: Some(Arc::new(Inner {
