@@ -13,6 +13,7 @@
 //! evaluators that repeat the same query every minute.
 
 pub mod evaluate;
+pub mod history;
 pub mod measure_query;
 pub mod parse;
 pub mod search_cache;

@@ -40,6 +40,7 @@ use crate::aggregates::evaluate::{
     evaluate, plan_granularities, Block, Evaluated, Fill, Granularity, Input, Options,
     RefGranularities,
 };
+use crate::aggregates::history::{self, Window};
 use crate::aggregates::measure_query::MeasureQuery;
 use crate::aggregates::parse::{Node, Operations, RowAgg, Sampling};
 use crate::aggregates::search_cache::SearchKey;
@@ -200,9 +201,10 @@ struct Resolved {
     method: Method,
     /// `[metric id, aggregation]` or `[resource id, metric name, aggregation]`.
     path: Vec<String>,
-    /// The revision's time range when searching with history: its measures
-    /// only count while the revision was current.
-    range: Option<(Option<i64>, Option<i64>)>,
+    /// With `use_history`, the windows of the revisions that put this
+    /// metric in its group: their measures are read per window, scaled and
+    /// summed (see [`history`]). Empty otherwise: the asked range, unscaled.
+    windows: Vec<Window>,
 }
 
 impl Resolved {
@@ -331,7 +333,7 @@ async fn resolve_ids(
                     path: vec![entry.metric.id.to_string(), reference.aggregation.clone()],
                     entry,
                     method,
-                    range: None,
+                    windows: Vec::new(),
                 });
             }
             _ => unknown.push((reference.metric.clone(), reference.aggregation.clone())),
@@ -399,31 +401,18 @@ async fn compute(
     let plan = plan_granularities(&plan_refs, params.granularity).map_err(domain_error)?;
     let reads = plan.iter().flat_map(|&g| {
         resolved.iter().map(move |r| async move {
-            let (start, stop) = match r.range {
-                None => (params.start, params.stop),
-                Some((from, to)) => (max_opt(params.start, from), min_opt(params.stop, to)),
-            };
-            if let (Some(start), Some(stop)) = (start, stop) {
-                if start >= stop {
-                    return AggregatedSeries::new(g, r.method).map_err(ApiError::internal);
-                }
+            if r.windows.is_empty() {
+                return read_series(state, r, g, params.start, params.stop).await;
             }
-            let mut series = state
-                .storage
-                .read_aggregates(
-                    r.entry.metric.id,
-                    &r.entry.policy,
-                    r.method,
-                    Some(g),
-                    start,
-                    stop,
-                )
-                .await
-                .map_err(ApiError::internal)?;
-            Ok::<_, ApiError>(match series.pop() {
-                Some(series) => series,
-                None => AggregatedSeries::new(g, r.method).map_err(ApiError::internal)?,
-            })
+            let mut parts = Vec::with_capacity(r.windows.len());
+            for window in r.windows.iter().filter(|w| !w.is_empty()) {
+                let series = read_series(state, r, g, window.start, window.stop).await?;
+                let (timestamps, values) = series.into_parts();
+                parts.push((*window, timestamps, values));
+            }
+            let (timestamps, values) = history::sum_portions(g, parts);
+            AggregatedSeries::from_parts(g, r.method, timestamps, values)
+                .map_err(ApiError::internal)
         })
     });
     let series = try_join_all(reads).await?;
@@ -438,17 +427,33 @@ async fn compute(
     .map_err(domain_error)
 }
 
-fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
+/// The series of one reference at granularity `g` within `[start, stop)`,
+/// empty when it has none there.
+async fn read_series(
+    state: &AppState,
+    r: &Resolved,
+    g: i64,
+    start: Option<i64>,
+    stop: Option<i64>,
+) -> Result<AggregatedSeries, ApiError> {
+    if matches!((start, stop), (Some(start), Some(stop)) if start >= stop) {
+        return AggregatedSeries::new(g, r.method).map_err(ApiError::internal);
     }
-}
-
-fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let mut series = state
+        .storage
+        .read_aggregates(
+            r.entry.metric.id,
+            &r.entry.policy,
+            r.method,
+            Some(g),
+            start,
+            stop,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    match series.pop() {
+        Some(series) => Ok(series),
+        None => AggregatedSeries::new(g, r.method).map_err(ApiError::internal),
     }
 }
 
@@ -678,27 +683,47 @@ async fn search_resources(
     Ok(resources)
 }
 
+/// One searched resource (or, with `use_history`, one revision of it and
+/// the window of time its attributes were current).
+#[derive(Debug, Clone, Copy)]
+struct Member<'a> {
+    resource: &'a Resource,
+    window: Option<Window>,
+}
+
 /// Rewrites `ops` so that each name reference becomes the matching metrics of
-/// `resources`, and resolves them.
+/// `members`, and resolves them: one reference per resource, metric and
+/// aggregation, holding the windows of every revision of it in `members`.
 async fn expand(
     state: &AppState,
     ops: &Operations,
-    resources: &[&Resource],
-    history: bool,
+    members: &[Member<'_>],
 ) -> Result<(Operations, Vec<Resolved>), ApiError> {
     let mut resolved: Vec<Resolved> = Vec::new();
     // For each original reference, the indices of its expansion.
     let mut expansion: Vec<Vec<usize>> = Vec::with_capacity(ops.refs.len());
     let mut unknown = Vec::new();
-    // Where each (resource, metric name, aggregation, revision range) went:
-    // a search over thousands of resources must not compare paths pairwise.
-    type Seen<'a> = HashMap<(Uuid, &'a str, &'a str, Option<(Option<i64>, Option<i64>)>), usize>;
-    let mut seen: Seen<'_> = HashMap::new();
+    // Where each (resource, metric name, aggregation) went: a search over
+    // thousands of resources must not compare paths pairwise.
+    let mut seen: HashMap<(Uuid, &str, &str), usize> = HashMap::new();
     for reference in &ops.refs {
         let mut indices = Vec::new();
-        for resource in resources {
+        for member in members {
+            let resource = member.resource;
             for (name, id) in &resource.metrics {
                 if !wildcard_match(&reference.metric, name) {
+                    continue;
+                }
+                let key = (resource.id, name.as_str(), reference.aggregation.as_str());
+                if let Some(&at) = seen.get(&key) {
+                    if let Some(window) = member.window {
+                        if !resolved[at].windows.contains(&window) {
+                            resolved[at].windows.push(window);
+                        }
+                    }
+                    if !indices.contains(&at) {
+                        indices.push(at);
+                    }
                     continue;
                 }
                 let entry = match state.metrics.by_id(*id).await {
@@ -713,34 +738,18 @@ async fn expand(
                         continue;
                     }
                 };
-                let path = vec![
-                    resource.id.to_string(),
-                    name.clone(),
-                    reference.aggregation.clone(),
-                ];
-                let range = history.then(|| {
-                    (
-                        resource.revision_start.timestamp_nanos_opt(),
-                        resource.revision_end.and_then(|t| t.timestamp_nanos_opt()),
-                    )
+                resolved.push(Resolved {
+                    entry,
+                    method,
+                    path: vec![
+                        resource.id.to_string(),
+                        name.clone(),
+                        reference.aggregation.clone(),
+                    ],
+                    windows: member.window.into_iter().collect(),
                 });
-                let at = *seen
-                    .entry((
-                        resource.id,
-                        name.as_str(),
-                        reference.aggregation.as_str(),
-                        range,
-                    ))
-                    .or_insert_with(|| {
-                        resolved.push(Resolved {
-                            entry,
-                            method,
-                            path,
-                            range,
-                        });
-                        resolved.len() - 1
-                    });
-                indices.push(at);
+                seen.insert(key, resolved.len() - 1);
+                indices.push(resolved.len() - 1);
             }
         }
         expansion.push(indices);
@@ -853,15 +862,18 @@ fn groupby_params(
 
 /// Groups resources by the values of `groupby`, in sorted group order.
 fn group_resources<'a>(
-    resources: &'a [Resource],
+    members: &[Member<'a>],
     groupby: &[String],
-) -> Vec<(Value, Vec<&'a Resource>)> {
-    let mut groups: Vec<(Vec<Value>, Vec<&Resource>)> = Vec::new();
-    for resource in resources {
-        let key: Vec<Value> = groupby.iter().map(|g| attribute(resource, g)).collect();
+) -> Vec<(Value, Vec<Member<'a>>)> {
+    let mut groups: Vec<(Vec<Value>, Vec<Member<'a>>)> = Vec::new();
+    for &member in members {
+        let key: Vec<Value> = groupby
+            .iter()
+            .map(|g| attribute(member.resource, g))
+            .collect();
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push(resource),
-            None => groups.push((key, vec![resource])),
+            Some((_, found)) => found.push(member),
+            None => groups.push((key, vec![member])),
         }
     }
     groups.sort_by(|a, b| {
@@ -902,12 +914,23 @@ async fn search_aggregates(
         Some(search) => search_filter(search)?,
         None => None,
     };
-    let history = query.flag("use_history")?;
     let groupby = groupby_params(query, &resource_type)?;
+    // As in Gnocchi, history only changes grouped answers.
+    let history = query.flag("use_history")? && !groupby.is_empty();
     let resources = search_resources(state, caller, &resource_type, asked, history).await?;
+    let members = if history {
+        revision_members(&resources, params.start, params.stop)
+    } else {
+        resources
+            .iter()
+            .map(|resource| Member {
+                resource,
+                window: None,
+            })
+            .collect()
+    };
     if groupby.is_empty() {
-        let all: Vec<&Resource> = resources.iter().collect();
-        let Some(out) = search_group(state, &ops, &all, params, options, history).await? else {
+        let Some(out) = search_group(state, &ops, &members, params, options).await? else {
             let names: Vec<&str> = ops.refs.iter().map(|r| r.metric.as_str()).collect();
             return Err(ApiError::not_found(format!(
                 "Metric {} does not exist",
@@ -921,8 +944,8 @@ async fn search_aggregates(
     let mut body = Vec::with_capacity(256);
     body.push(b'[');
     let mut first = true;
-    for (group, members) in group_resources(&resources, &groupby) {
-        let Some(out) = search_group(state, &ops, &members, params, options, history).await? else {
+    for (group, members) in group_resources(&members, &groupby) {
+        let Some(out) = search_group(state, &ops, &members, params, options).await? else {
             continue;
         };
         if !first {
@@ -937,6 +960,35 @@ async fn search_aggregates(
     }
     body.push(b']');
     Ok(json_response(body))
+}
+
+/// The revisions that were current at some time in `[start, stop)`, each
+/// with its window of that range.
+fn revision_members(
+    revisions: &[Resource],
+    start: Option<i64>,
+    stop: Option<i64>,
+) -> Vec<Member<'_>> {
+    let nanos = |t: &chrono::DateTime<chrono::Utc>| t.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let (kept, spans): (Vec<&Resource>, Vec<history::Revision<Uuid>>) = revisions
+        .iter()
+        .map(|r| {
+            let span = history::Revision {
+                resource: r.id,
+                start: nanos(&r.revision_start),
+                end: r.revision_end.as_ref().map(nanos),
+            };
+            (r, span)
+        })
+        .filter(|(_, span)| history::overlaps(span, start, stop))
+        .unzip();
+    kept.into_iter()
+        .zip(history::windows(&spans, start, stop))
+        .map(|(resource, window)| Member {
+            resource,
+            window: Some(window),
+        })
+        .collect()
 }
 
 /// Past revisions come without their metrics: they have the current
@@ -968,12 +1020,11 @@ struct GroupResult {
 async fn search_group(
     state: &AppState,
     ops: &Operations,
-    resources: &[&Resource],
+    members: &[Member<'_>],
     params: &Params,
     options: Options,
-    history: bool,
 ) -> Result<Option<GroupResult>, ApiError> {
-    let (expanded, resolved) = expand(state, ops, resources, history).await?;
+    let (expanded, resolved) = expand(state, ops, members).await?;
     if resolved.is_empty() {
         return Ok(None);
     }
@@ -987,8 +1038,8 @@ async fn search_group(
                 continue;
             }
             seen.push(id);
-            if let Some(resource) = resources.iter().find(|res| res.id.to_string() == id) {
-                references.push(resource_json(resource));
+            if let Some(member) = members.iter().find(|m| m.resource.id.to_string() == id) {
+                references.push(resource_json(member.resource));
             }
         }
     }
@@ -1272,7 +1323,7 @@ async fn deprecated_aggregate(
             entry: entry.clone(),
             method,
             path: vec![entry.metric.id.to_string(), deprecated.aggregation.clone()],
-            range: None,
+            windows: Vec::new(),
         })
         .collect();
     let ops = Operations {
@@ -1317,13 +1368,20 @@ async fn deprecated_resource(
     let resource_type = resource_type(&state, &type_name).await?;
     let deprecated = deprecated_params(&query, &params)?;
     let asked = request_filter(&headers, &body, &query)?;
-    let history = query.flag("use_history")?;
-    let resources = search_resources(&state, &caller, &resource_type, asked, history).await?;
+    // Gnocchi's deprecated endpoint searches current revisions only.
+    let resources = search_resources(&state, &caller, &resource_type, asked, false).await?;
+    let members: Vec<Member<'_>> = resources
+        .iter()
+        .map(|resource| Member {
+            resource,
+            window: None,
+        })
+        .collect();
     let groupby = groupby_params(&query, &resource_type)?;
-    let entries_of = |members: &[&Resource]| {
+    let entries_of = |members: &[Member<'_>]| {
         let ids: Vec<Uuid> = members
             .iter()
-            .filter_map(|r| r.metrics.get(&metric_name).copied())
+            .filter_map(|m| m.resource.metrics.get(&metric_name).copied())
             .collect();
         ids
     };
@@ -1346,15 +1404,14 @@ async fn deprecated_resource(
         }
     };
     if groupby.is_empty() {
-        let all: Vec<&Resource> = resources.iter().collect();
-        let entries = load(entries_of(&all)).await?;
+        let entries = load(entries_of(&members)).await?;
         let body = deprecated_aggregate(&state, &entries, &deprecated, &params).await?;
         return Ok(json_response(body));
     }
     let mut out = Vec::with_capacity(256);
     out.push(b'[');
     let mut first = true;
-    for (group, members) in group_resources(&resources, &groupby) {
+    for (group, members) in group_resources(&members, &groupby) {
         let entries = load(entries_of(&members)).await?;
         if entries.is_empty() {
             continue;

@@ -508,6 +508,109 @@ fn groupby_with_history_splits_measures_by_revision() {
     );
 }
 
+/// A bucket that straddles an attribute change is shared between the two
+/// groups in proportion to the time each revision covers, and a time range
+/// leaves out the revisions that were not current in it (Gnocchi's rules).
+#[test]
+fn groupby_with_history_splits_a_straddling_bucket() {
+    use chrono::{DateTime, Utc};
+    let server = server();
+    let id = "bbbbbbbb-0000-0000-0000-000000000002";
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        &json!({"id": id, "user_id": "u1", "metrics": {"cpu.util": {}}}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = send(
+        &server,
+        "PATCH",
+        &format!("/v1/resource/generic/{id}"),
+        &json!({"user_id": "u2"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let changed: DateTime<Utc> = reply.json()["revision_start"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let changed_ns = changed.timestamp_nanos_opt().unwrap();
+    let minute = 60_000_000_000_i64;
+    let bucket = changed_ns - changed_ns.rem_euclid(minute);
+    let at = |ns: i64| DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339();
+    push(
+        &server,
+        &format!("/v1/resource/generic/{id}/metric/cpu.util/measures"),
+        &[
+            (&at(bucket - 2 * minute), 1.0),
+            (&at(bucket - minute), 2.0),
+            (&at(bucket), 10.0),
+            (&at(bucket + minute), 4.0),
+            (&at(bucket + 2 * minute), 5.0),
+        ],
+    );
+    let before = (changed_ns - bucket) as f64 / minute as f64;
+    let after = 1.0 - before;
+    let operations = json!({
+        "resource_type": "generic",
+        "search": format!("id = '{id}'"),
+        "operations": "(aggregate mean (metric cpu.util mean))",
+    });
+    let groups = |query: &str| {
+        let body = ok(send(
+            &server,
+            "POST",
+            &format!("/v1/aggregates?{query}"),
+            &operations,
+        ));
+        groups_by_user(&body)
+    };
+    let close = |got: &[(String, Vec<f64>)], want: &[(&str, &[f64])]| {
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((user, values), (want_user, want_values)) in got.iter().zip(want) {
+            assert_eq!(user, want_user);
+            assert_eq!(values.len(), want_values.len(), "{got:?}");
+            for (v, w) in values.iter().zip(*want_values) {
+                assert!((v - w).abs() < 1e-9, "{got:?}");
+            }
+        }
+    };
+    close(
+        &groups("granularity=60&groupby=user_id&refresh=true"),
+        &[("u2", &[1.0, 2.0, 10.0, 4.0, 5.0])],
+    );
+    close(
+        &groups("granularity=60&groupby=user_id&use_history=true"),
+        &[
+            ("u1", &[1.0, 2.0, 10.0 * before]),
+            ("u2", &[10.0 * after, 4.0, 5.0]),
+        ],
+    );
+    // From the next minute on, only the second revision was current; it is
+    // the first one found, so it covers the whole asked range.
+    let start = at(bucket + minute).replace('+', "%2B");
+    let stop = at(bucket + 10 * minute).replace('+', "%2B");
+    close(
+        &groups(&format!(
+            "granularity=60&groupby=user_id&use_history=true&start={start}&stop={stop}"
+        )),
+        &[("u2", &[4.0, 5.0])],
+    );
+    // Without groupby, history changes nothing.
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=60&use_history=true",
+        &operations,
+    ));
+    let values: Vec<f64> = rows(&body["measures"]["aggregated"])
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, vec![1.0, 2.0, 10.0, 4.0, 5.0]);
+}
+
 /// The same search answered again after index writes sees them: cached
 /// searches last only while the index is unchanged.
 #[test]
