@@ -517,11 +517,10 @@ impl AggregateStore {
         granularity: i64,
         from_start: Option<i64>,
     ) -> Result<Vec<i64>, StorageError> {
-        let prefix = keys::granularity_prefix(metric, granularity);
+        let prefix = keys::metric_prefix(metric);
         let listing = match from_start {
-            // `<prefix>/<start>` sorts just before `<prefix>/<start>.v1`.
             Some(start) => {
-                let offset = Path::from(format!("{prefix}/{}", keys::encode_start(start)));
+                let offset = keys::split_offset(metric, granularity, start);
                 self.store.list_with_offset(Some(&prefix), &offset)
             }
             None => self.store.list(Some(&prefix)),
@@ -536,7 +535,8 @@ impl AggregateStore {
                 continue;
             };
             match keys::parse_split_name(name) {
-                Ok(start) => starts.push(start),
+                Ok((g, start)) if g == granularity => starts.push(start),
+                Ok(_) => {}
                 Err(keys::KeyError::Malformed(_)) => {
                     tracing::debug!(key = %meta.location, "ignoring unexpected object");
                 }
@@ -580,9 +580,7 @@ impl AggregateStore {
         let first = match start {
             Some(s) => Some(
                 SplitKey::containing(s, granularity)
-                    .map_err(|e| {
-                        StorageError::corrupt(keys::granularity_prefix(metric, granularity), e)
-                    })?
+                    .map_err(|e| StorageError::corrupt(keys::metric_prefix(metric), e))?
                     .start(),
             ),
             None => None,
@@ -691,19 +689,21 @@ impl AggregateStore {
 
     /// Granularities (ns) the metric has splits of, increasing.
     pub async fn granularities(&self, metric: Uuid) -> Result<Vec<i64>, StorageError> {
-        let prefix = Path::from(format!("{}/agg", metric.hyphenated()));
-        let listing = self
+        let prefix = keys::metric_prefix(metric);
+        let names: Vec<Path> = self
             .store
-            .list_with_delimiter(Some(&prefix))
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
             .await
             .map_err(|e| StorageError::store(&prefix, e))?;
-        let mut out: Vec<i64> = listing
-            .common_prefixes
+        let mut out: Vec<i64> = names
             .iter()
-            .filter_map(|p| p.filename()?.parse().ok())
-            .filter(|g| *g > 0)
+            .filter_map(|p| keys::parse_split_name(p.filename()?).ok())
+            .map(|(g, _)| g)
             .collect();
         out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 

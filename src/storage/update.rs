@@ -396,7 +396,7 @@ impl AggregateStore {
         stop: Option<i64>,
     ) -> Result<AggregatedSeries, StorageError> {
         let g = item.granularity();
-        let prefix = keys::granularity_prefix(metric, g);
+        let prefix = keys::metric_prefix(metric);
         let corrupt = |e: carbonara::split::SplitError| StorageError::corrupt(&prefix, e);
         let from = start.map(|s| floor(s, g));
         // Every stored split from the one holding `from` on: the range, and

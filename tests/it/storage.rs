@@ -782,7 +782,7 @@ async fn corrupt_object_is_an_error(backend: Backend) {
     // A split of a future layout version is refused by listings; stray
     // objects are ignored.
     let m2 = Uuid::new_v4();
-    let prefix = keys::granularity_prefix(m2, S);
+    let prefix = keys::metric_prefix(m2);
     os.put(
         &Path::from(format!("{prefix}/README")),
         PutPayload::from(vec![1u8]),
@@ -790,7 +790,7 @@ async fn corrupt_object_is_an_error(backend: Backend) {
     .await
     .unwrap();
     assert!(store.list_splits(m2, S).await.unwrap().is_empty());
-    let future = Path::from(format!("{prefix}/{}.v2", keys::encode_start(T0)));
+    let future = Path::from(format!("{prefix}/{S}_{}.v3", keys::encode_start(T0)));
     os.put(&future, PutPayload::from(vec![1u8])).await.unwrap();
     let fresh = AggregateStore::new(os.clone()).with_cache_capacity(0);
     let err = fresh.list_splits(m2, S).await.unwrap_err();
@@ -915,7 +915,7 @@ async fn open_urls() {
         .unwrap();
     assert!(nested
         .join(Uuid::nil().to_string())
-        .join("tail.v1")
+        .join("tail.v2")
         .is_file());
     AggregateStore::open(&format!("{url}?fsync=false")).unwrap();
     assert_eq!(
