@@ -5,13 +5,13 @@
 //!
 //! Writers append measures to a sack of [`Incoming`] and the store wakes
 //! [`Metricd::run`]; nothing polls while the system is idle. On a wake-up the
-//! sacks with pending metrics are processed concurrently, each under its own
-//! lock, so no metric's data is ever in two workers at once. Processing one
-//! sack ([`Metricd::process_sack`]) reads the pending batches, applies each
-//! metric's measures to its stored splits
-//! ([`AggregateStore::stage_measures`]), commits every tail at once
-//! ([`AggregateStore::commit_tails`]), and only then acknowledges the
-//! batches: a crash in between re-reads them, and re-applying is harmless
+//! sacks with pending metrics are split into groups that workers process
+//! concurrently, each sack under its own lock, so no metric's data is ever
+//! in two workers at once. Processing a group ([`Metricd::process_sacks`])
+//! reads the pending batches, applies each metric's measures to its stored
+//! splits ([`AggregateStore::stage_measures`]), commits every tail of the
+//! group at once ([`AggregateStore::commit_tails`]), and only then
+//! acknowledges the batches: a crash in between re-reads them, and re-applying is harmless
 //! because a measure at an existing timestamp overwrites it with the same
 //! value.
 //!
@@ -41,6 +41,17 @@ const STATISTICS_PERIOD: Duration = Duration::from_secs(3600);
 
 /// How often the janitor looks for deleted metrics.
 const JANITOR_PERIOD: Duration = Duration::from_secs(30);
+
+/// How many busy sacks one pass of a worker takes: enough that a backlog
+/// pays for few storage syncs, few enough that each worker still has several
+/// groups to alternate between staging (CPU) and syncing (disk), and at most
+/// [`MAX_GROUP`] so a long backlog is not held in memory at once.
+fn group_size(busy: usize, workers: usize) -> usize {
+    busy.div_ceil(workers * 4).clamp(1, MAX_GROUP)
+}
+
+/// The most sacks processed under one commit.
+const MAX_GROUP: usize = 16;
 
 /// Why processing stopped short; the batches stay pending and are retried.
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +110,13 @@ impl Metricd {
         metrics: Arc<MetricCache>,
     ) -> Self {
         let locks = Arc::new(InProcessLocks::new(incoming.sack_count()));
+        // One more group in flight than cores: while a group waits for its
+        // storage syncs, the others keep every core staging.
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
-            .max(2);
+            .max(2)
+            + 1;
         Self {
             incoming,
             storage,
@@ -160,8 +174,8 @@ impl Metricd {
         }
     }
 
-    /// Processes every sack with pending measures, `workers` sacks at a time,
-    /// until no sack has any left.
+    /// Processes every sack with pending measures, `workers` groups of sacks
+    /// at a time, until no sack has any left.
     pub async fn process_all(&self) -> Processed {
         let mut total = Processed::default();
         loop {
@@ -178,11 +192,11 @@ impl Metricd {
             }
             let mut progress = false;
             let mut running = FuturesUnordered::new();
-            let mut queue = busy.into_iter();
+            let mut queue = busy.chunks(group_size(busy.len(), self.workers));
             loop {
                 while running.len() < self.workers {
                     match queue.next() {
-                        Some(sack) => running.push(self.process_sack(sack, None)),
+                        Some(group) => running.push(self.process_sacks(group, None)),
                         None => break,
                     }
                 }
@@ -196,7 +210,7 @@ impl Metricd {
                         total.measures += done.measures;
                         total.dropped += done.dropped;
                     }
-                    Err(err) => tracing::warn!(%err, "processing a sack failed; will retry"),
+                    Err(err) => tracing::warn!(%err, "processing sacks failed; will retry"),
                 }
             }
             if !progress {
@@ -217,39 +231,45 @@ impl Metricd {
         let mut only = RoaringBitmap::new();
         only.insert(seq);
         let this = self.clone();
-        tokio::spawn(async move { this.process_sack(sack, Some(only)).await })
+        tokio::spawn(async move { this.process_sacks(&[sack], Some(only)).await })
             .await
             .map_err(|join| ProcessError::Aborted(join.to_string()))?
     }
 
-    /// Reads, aggregates and acknowledges the pending measures of `sack`
-    /// (of `only` these metrics, when given), holding the sack's lock.
-    async fn process_sack(
+    /// Reads, aggregates and acknowledges the pending measures of `sacks`
+    /// (of `only` these metrics, when given), holding their locks.
+    ///
+    /// Every metric's splits are staged, then all tails committed together:
+    /// the group pays for two storage syncs, not two per sack or per metric.
+    /// The locks are taken in the order given, which callers keep increasing.
+    async fn process_sacks(
         &self,
-        sack: Sack,
+        sacks: &[Sack],
         only: Option<RoaringBitmap>,
     ) -> Result<Processed, ProcessError> {
-        let _held = self.locks.lock(sack).await?;
-        let mut metrics = self.incoming.pending(sack).await?;
-        if let Some(only) = &only {
-            metrics &= only;
-        }
-        if metrics.is_empty() {
-            return Ok(Processed::default());
-        }
-        let mut pending = self.incoming.read(sack, &metrics).await?;
-        let mut jobs = Vec::with_capacity(metrics.len() as usize);
-        for (seq, measures) in pending.take_measures() {
-            // A metric deleted since its measures were accepted: nothing to keep.
-            let Some(entry) = self.metrics.by_seq(seq).await? else {
-                tracing::debug!(
-                    seq,
-                    measures = measures.len(),
-                    "dropping measures of a deleted metric"
-                );
+        let mut held = Vec::with_capacity(sacks.len());
+        let mut reads = Vec::with_capacity(sacks.len());
+        let mut jobs = Vec::new();
+        for &sack in sacks {
+            held.push(self.locks.lock(sack).await?);
+            let mut metrics = self.incoming.pending(sack).await?;
+            if let Some(only) = &only {
+                metrics &= only;
+            }
+            if metrics.is_empty() {
                 continue;
-            };
-            {
+            }
+            let mut pending = self.incoming.read(sack, &metrics).await?;
+            for (seq, measures) in pending.take_measures() {
+                // A metric deleted since its measures were accepted: nothing to keep.
+                let Some(entry) = self.metrics.by_seq(seq).await? else {
+                    tracing::debug!(
+                        seq,
+                        measures = measures.len(),
+                        "dropping measures of a deleted metric"
+                    );
+                    continue;
+                };
                 jobs.push(StageJob {
                     metric: entry.metric.id,
                     policy: entry.policy.clone(),
@@ -257,14 +277,16 @@ impl Metricd {
                     values: measures.values,
                 });
             }
+            reads.push(pending);
+        }
+        if reads.is_empty() {
+            return Ok(Processed::default());
         }
         let counts: Vec<u64> = jobs.iter().map(|j| j.timestamps.len() as u64).collect();
-        // Every metric's splits are staged, then all tails committed
-        // together: the sack pays for two storage syncs, not two per metric.
         let mut done = Processed::default();
         let mut staged = Vec::with_capacity(jobs.len());
         for (result, measures) in self.storage.stage_many(jobs).await.into_iter().zip(counts) {
-            // Any failure leaves the whole read pending: re-applying what did
+            // Any failure leaves every read pending: re-applying what did
             // succeed is harmless.
             let tail = result?;
             done.metrics += 1;
@@ -273,9 +295,16 @@ impl Metricd {
             staged.push(tail);
         }
         self.storage.commit_tails(staged).await?;
-        self.incoming.acknowledge(pending).await?;
+        // Concurrent acknowledgements share the incoming store's syncs.
+        futures::future::try_join_all(
+            reads
+                .into_iter()
+                .map(|read| self.incoming.acknowledge(read)),
+        )
+        .await?;
+        drop(held);
         tracing::debug!(
-            sack = sack.0,
+            sacks = sacks.len(),
             metrics = done.metrics,
             measures = done.measures,
             dropped = done.dropped,

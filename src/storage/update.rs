@@ -269,21 +269,41 @@ impl AggregateStore {
     /// the order of `jobs`. May stop after the first error (the caller
     /// retries the whole pass), so a shorter result with an error last is a
     /// failure of the whole call.
+    pub async fn stage_many(&self, jobs: Vec<StageJob>) -> Vec<Result<StagedTail, StorageError>> {
+        self.run_batch(jobs, STAGED_IN_FLIGHT, |store, job| async move {
+            store.stage_job(&job).await
+        })
+        .await
+    }
+
+    /// Runs `work` on each item, results in the order of `items`, stopping
+    /// at the first error on a local directory.
     ///
-    /// On a local directory the jobs run one after the other on a thread of
-    /// their own, outside the async runtime: object_store then does its
+    /// On a local directory the items run one after the other on a thread
+    /// of their own, outside the async runtime: object_store then does its
     /// file I/O inline instead of handing every call to the runtime's
     /// blocking pool, and those thread hand-offs cost more than the
-    /// aggregation. Other stores keep [`STAGED_IN_FLIGHT`] jobs in flight so
-    /// that their round trips overlap.
-    pub async fn stage_many(&self, jobs: Vec<StageJob>) -> Vec<Result<StagedTail, StorageError>> {
-        if jobs.is_empty() {
+    /// aggregation. Other stores keep `in_flight` items going so that their
+    /// round trips overlap.
+    async fn run_batch<I, T, F, Fut>(
+        &self,
+        items: Vec<I>,
+        in_flight: usize,
+        work: F,
+    ) -> Vec<Result<T, StorageError>>
+    where
+        I: Send + 'static,
+        T: Send + 'static,
+        F: Fn(AggregateStore, I) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StorageError>> + Send,
+    {
+        if items.is_empty() {
             return Vec::new();
         }
         if !self.inline_io() {
-            return stream::iter(jobs)
-                .map(|job| async move { self.stage_job(&job).await })
-                .buffered(STAGED_IN_FLIGHT)
+            return stream::iter(items)
+                .map(|item| work(self.clone(), item))
+                .buffered(in_flight)
                 .collect()
                 .await;
         }
@@ -292,10 +312,10 @@ impl AggregateStore {
         let spawned = std::thread::Builder::new()
             .name("storage-io".into())
             .spawn(move || {
-                let staged = futures::executor::block_on(async {
-                    let mut out = Vec::with_capacity(jobs.len());
-                    for job in &jobs {
-                        let result = store.stage_job(job).await;
+                let done = futures::executor::block_on(async {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        let result = work(store.clone(), item).await;
                         // The pass is retried whole: stop at the first failure.
                         let failed = result.is_err();
                         out.push(result);
@@ -305,7 +325,7 @@ impl AggregateStore {
                     }
                     out
                 });
-                let _ = tx.send(staged);
+                let _ = tx.send(done);
             });
         let failed = |reason: String| vec![Err(StorageError::Worker(reason))];
         match spawned {
@@ -329,12 +349,17 @@ impl AggregateStore {
             return Ok(());
         }
         self.sync().await?;
-        stream::iter(staged)
-            .filter_map(|s| async move { s.tail.map(|tail| (s.metric, tail)) })
-            .map(|(metric, tail)| async move { self.write_tail(metric, &tail).await })
-            .buffer_unordered(self.concurrency)
-            .try_collect::<()>()
-            .await?;
+        let tails: Vec<(Uuid, TailBlock)> = staged
+            .into_iter()
+            .filter_map(|s| s.tail.map(|tail| (s.metric, tail)))
+            .collect();
+        let in_flight = self.concurrency;
+        self.run_batch(tails, in_flight, |store, (metric, tail)| async move {
+            store.write_tail(metric, &tail).await
+        })
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
         self.sync().await
     }
 
