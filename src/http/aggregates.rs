@@ -49,6 +49,9 @@ use crate::app::AppState;
 use crate::metric_cache::{CachedMetric, LookupError};
 use crate::time::{now, parse_timestamp, RawTimestamp};
 
+// The deprecated handlers carry `#[deprecated]` so the OpenAPI document marks
+// their operations deprecated; they are still served because Aodh calls them.
+#[allow(deprecated)]
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(aggregates))
@@ -1085,6 +1088,7 @@ fn write_search_result(
         (status = 404, description = "No such metric or aggregation", body = doc::ErrorBody)
     )
 )]
+#[deprecated = "Gnocchi deprecates /v1/aggregation in favour of /v1/aggregates"]
 async fn deprecated_metric_get(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1109,6 +1113,7 @@ async fn deprecated_metric_get(
         (status = 404, description = "No such metric or aggregation", body = doc::ErrorBody)
     )
 )]
+#[deprecated = "Gnocchi deprecates /v1/aggregation in favour of /v1/aggregates"]
 async fn deprecated_metric_post(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
@@ -1355,6 +1360,7 @@ async fn deprecated_aggregate(
         (status = 404, description = "No such resource type, metric or aggregation", body = doc::ErrorBody)
     )
 )]
+#[deprecated = "Gnocchi deprecates /v1/aggregation in favour of /v1/aggregates"]
 async fn deprecated_resource(
     State(state): State<Arc<AppState>>,
     caller: Authenticated,
