@@ -188,6 +188,7 @@ impl AggregateStore {
             let g = item.granularity();
             let keep = item.timespan().map(|span| keep_from(last, g, span));
             let mut affected = touched_splits(tail.timestamps(), floor(from, g), g);
+            let passed_keep = affected.iter().any(|&s| keep.is_some_and(|k| s < k));
             affected.retain(|&s| keep.is_none_or(|k| s >= k));
             let updates = if affected.is_empty() {
                 Vec::new()
@@ -202,6 +203,10 @@ impl AggregateStore {
             // and delete only then (once per split span of progress).
             let expire_before = match (keep, previous_last, item.timespan()) {
                 (Some(k), Some(prev), Some(span)) if keep_from(prev, g, span) < k => Some(k),
+                // No committed split yet, but a pass killed before its commit
+                // may have staged some from these measures where the keep
+                // line (moved by measures that arrived since) has passed.
+                (Some(k), None, _) if fresh && passed_keep => Some(k),
                 _ => None,
             };
             plans.push(ArchivePlan {

@@ -172,6 +172,7 @@ storage_suite!(
     apply_matches_reference,
     reapply_is_idempotent,
     truncation_deletes_old_splits,
+    killed_fresh_pass_leaves_no_expired_split,
     delete_metric_removes_everything,
     corrupt_object_is_an_error,
     cache_matches_uncached,
@@ -701,6 +702,47 @@ async fn truncation_deletes_old_splits(backend: Backend) {
     assert!(early[0].timestamps().iter().all(|&x| x > last - 3600 * S));
     let (wts, wvs) = want.range(None, Some(T0 + 4 * 3600 * S));
     assert_series_eq(&early[0], wts, wvs, "count at 1 s, early stop");
+    t.finish().await;
+}
+
+/// A first pass staged splits and was killed before its tail; by the time
+/// the batch comes again, newer measures moved the keep line past them: the
+/// re-apply deletes them instead of leaking them.
+async fn killed_fresh_pass_leaves_no_expired_split(backend: Backend) {
+    let t = TestStore::new(backend).await;
+    let store = &t.store;
+    // One hour at 1 s: one split span.
+    let policy = ArchivePolicy::new(
+        "hour",
+        0,
+        vec![ArchivePolicyItem::new(Some(S), Some(3600), None).unwrap()],
+        methods(&["mean", "count"]),
+    )
+    .unwrap();
+    let metric = Uuid::new_v4();
+    let first: Vec<i64> = (0..60).map(|i| T0 + i * S).collect();
+    let ones = vec![1.0; first.len()];
+    // Staged, never committed: the splits exist, the tail does not.
+    let staged = store
+        .stage_measures(metric, &policy, &first, &ones)
+        .await
+        .unwrap();
+    assert!(staged.outcome().splits_written > 0);
+    store.sync().await.unwrap();
+    assert_eq!(store.list_splits(metric, S).await.unwrap(), vec![T0]);
+    assert!(store.read_tail(metric).await.unwrap().is_none());
+    // The same measures again, with three hours more.
+    let mut ts = first.clone();
+    ts.extend((0..10).map(|i| T0 + 3 * 3600 * S + i * S));
+    let vs = vec![1.0; ts.len()];
+    store
+        .apply_measures(metric, &policy, &ts, &vs)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_splits(metric, S).await.unwrap(),
+        vec![T0 + 3 * 3600 * S]
+    );
     t.finish().await;
 }
 
