@@ -456,28 +456,38 @@ fn groups_by_user(body: &Value) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
+/// A generic resource of `user` with a `cpu.util` metric.
+fn create_for_user(server: &TestServer, id: &str, user: &str) {
+    let reply = send(
+        server,
+        "POST",
+        "/v1/resource/generic",
+        &json!({"id": id, "user_id": user, "metrics": {"cpu.util": {}}}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+/// Gives the resource to `user` (a new revision); returns the resource.
+fn change_user(server: &TestServer, id: &str, user: &str) -> Value {
+    let reply = send(
+        server,
+        "PATCH",
+        &format!("/v1/resource/generic/{id}"),
+        &json!({"user_id": user}),
+    );
+    ok(reply)
+}
+
 #[test]
 fn groupby_with_history_splits_measures_by_revision() {
     let server = server();
     let id = "bbbbbbbb-0000-0000-0000-000000000001";
-    let reply = send(
-        &server,
-        "POST",
-        "/v1/resource/generic",
-        &json!({"id": id, "user_id": "u1", "metrics": {"cpu.util": {}}}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    create_for_user(&server, id, "u1");
     let pause = std::time::Duration::from_millis(1100);
     std::thread::sleep(pause);
     push_now(&server, id, 1.0);
     std::thread::sleep(pause);
-    let reply = send(
-        &server,
-        "PATCH",
-        &format!("/v1/resource/generic/{id}"),
-        &json!({"user_id": "u2"}),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    change_user(&server, id, "u2");
     std::thread::sleep(pause);
     push_now(&server, id, 3.0);
 
@@ -516,21 +526,8 @@ fn groupby_with_history_splits_a_straddling_bucket() {
     use chrono::{DateTime, Utc};
     let server = server();
     let id = "bbbbbbbb-0000-0000-0000-000000000002";
-    let reply = send(
-        &server,
-        "POST",
-        "/v1/resource/generic",
-        &json!({"id": id, "user_id": "u1", "metrics": {"cpu.util": {}}}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    let reply = send(
-        &server,
-        "PATCH",
-        &format!("/v1/resource/generic/{id}"),
-        &json!({"user_id": "u2"}),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let changed: DateTime<Utc> = reply.json()["revision_start"]
+    create_for_user(&server, id, "u1");
+    let changed: DateTime<Utc> = change_user(&server, id, "u2")["revision_start"]
         .as_str()
         .unwrap()
         .parse()
