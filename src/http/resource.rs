@@ -253,18 +253,17 @@ pub(super) fn requested_attrs(query: &QueryParams) -> Vec<String> {
 ///
 /// Gnocchi computes that filter only with project-aware identities (its
 /// Keystone and `noauth` helpers); its basic and remote-user helpers return
-/// no filter, so there every caller lists and searches every resource, and
-/// reading one still checks `get resource`. We follow that for listing and
-/// searching. A batch delete (`delete resources`) stays restricted to what
-/// the caller may delete in every mode: Gnocchi would let any basic-auth user
-/// delete everyone's resources, which no operator wants.
+/// no filter, so there every caller lists, searches and batch-deletes every
+/// resource, and reading one still checks `get resource`. We follow that: in
+/// those modes the identity is whatever name the client sends (anyone may
+/// send `admin:`), so a filter would protect nothing and only break clients.
 pub(super) fn policy_filter(
     state: &AppState,
     caller: &Authenticated,
     action: &str,
     type_name: &str,
 ) -> Result<Option<Filter>, ApiError> {
-    if state.config.auth_mode != AuthMode::Noauth && action != "delete resources" {
+    if state.config.auth_mode != AuthMode::Noauth {
         return Ok(None);
     }
     let base = || Target::new().with("resource_type", Some(type_name));

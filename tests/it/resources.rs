@@ -467,7 +467,7 @@ fn basic_auth_lists_everything_but_guards_each_resource() {
     assert_eq!(reply.json().as_array().unwrap().len(), 2);
     let reply = send(&server, "GET", "/v1/resource/generic", ADMIN, &Value::Null);
     assert_eq!(reply.json().as_array().unwrap().len(), 2);
-    // A batch delete only reaches the caller's resources.
+    // So is a batch delete: it reaches everyone's resources, as in Gnocchi.
     let reply = send(
         &server,
         "DELETE",
@@ -475,7 +475,7 @@ fn basic_auth_lists_everything_but_guards_each_resource() {
         FOOBAR,
         &json!({"like": {"original_resource_id": "%"}}),
     );
-    assert_eq!(reply.json(), json!({"deleted": 1}));
+    assert_eq!(reply.json(), json!({"deleted": 2}));
     let reply = send(
         &server,
         "GET",
@@ -483,7 +483,7 @@ fn basic_auth_lists_everything_but_guards_each_resource() {
         ADMIN,
         &Value::Null,
     );
-    assert_eq!(reply.status, 200);
+    assert_eq!(reply.status, 404);
 }
 
 #[test]
@@ -840,6 +840,17 @@ fn project_identities_list_their_projects_resources() {
     let admin = noauth("root", "p9", "admin");
     let listed = send_as(&server, "GET", "/v1/resource/generic", &admin, &Value::Null);
     assert_eq!(original_ids(&listed), ["a", "b", "c"]);
+    // A batch delete reaches what p1 created: `c` is p1's but p2 created it.
+    let reply = send_as(
+        &server,
+        "DELETE",
+        "/v1/resource/generic",
+        &u3,
+        &json!({"like": {"original_resource_id": "%"}}),
+    );
+    assert_eq!(reply.json(), json!({"deleted": 1}));
+    let listed = send_as(&server, "GET", "/v1/resource/generic", &admin, &Value::Null);
+    assert_eq!(original_ids(&listed), ["b", "c"]);
 }
 
 #[test]
