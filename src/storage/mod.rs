@@ -4,12 +4,13 @@
 //! # Brief overview
 //!
 //! [`AggregateStore`] is a cheap-`Clone` handle over an
-//! `Arc<dyn ObjectStore>`: the local filesystem (the embedded default), S3 or
-//! any S3-compatible server, or memory (tests), chosen by URL in
-//! [`AggregateStore::open`]. Object names are built and parsed only in
-//! [`keys`]: `<metric>/tail.v1` and `<metric>/agg/<granularity>/<start>.v1`,
-//! one object per `(granularity, split)` holding every method (the bytes are
-//! carbonara's [`carbonara::codec`]).
+//! `Arc<dyn ObjectStore>`: a local directory (the embedded default, through
+//! the slotted backend described in `slotted.rs`), S3 or any S3-compatible
+//! server, or memory (tests), chosen by URL in [`AggregateStore::open`].
+//! Object names are built and parsed only in [`keys`]: `<metric>/tail.v2`
+//! and `<metric>/<granularity>_<start>.v2`, one object per
+//! `(granularity, split)` holding every method (the bytes are carbonara's
+//! [`carbonara::codec`]).
 //!
 //! The primitives read and write carbonara types, never bytes: tails
 //! ([`TailBlock`]), splits ([`AggregatedSplit`], shared as `Arc`s through the
@@ -24,18 +25,17 @@
 //!   points of one method in `[start, stop)`, truncated to the timespan.
 //!
 //! Absence is normal and not an error: a metric without measures has no tail
-//! and no splits. Zero-length objects read as absent: no encoded tail or
-//! split is empty, but on a local directory a power loss between a write
-//! and the next [`AggregateStore::sync`] can leave a *new* file renamed into
-//! place without its data (file systems flush data before a rename only
-//! when it replaces a file). Such a file was written by an apply whose
-//! measures are all still pending, so reading it as absent lets re-applying
-//! rebuild it instead of stopping the sack on a corrupt object. Every other failure is a [`StorageError`] naming the
-//! object; a corrupt object is reported, never a panic.
+//! and no splits. On a local directory, an object whose first write a power
+//! loss cut short (before the next [`AggregateStore::sync`]) also reads as
+//! absent: it was written by an apply whose measures are all still pending,
+//! so re-applying rebuilds it instead of stopping the sack on a corrupt
+//! object. Every other failure is a [`StorageError`] naming the object; a
+//! corrupt object is reported, never a panic.
 
 pub mod cache;
 mod error;
 pub mod keys;
+mod slotted;
 mod update;
 
 use std::sync::Arc;
@@ -46,7 +46,6 @@ use carbonara::codec::{
 use carbonara::split::{AggregatedSplit, SplitKey};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -84,13 +83,12 @@ enum Durability {
     /// Every write is durable when it returns (S3, and memory where there
     /// is nothing more to wait for).
     OnWrite,
-    /// Writes land in the page cache and `syncfs(2)` on the storage
-    /// directory makes all of them durable at once: one journal commit per
-    /// processing pass instead of an fsync (and a directory fsync) per
-    /// object, which cost ten times the aggregation itself.
-    SyncFs(Arc<std::fs::File>),
-    /// Never forced to disk (`file://…?fsync=false`, for throwaway data).
-    Off,
+    /// A local directory ([`slotted`]): writes land in the page cache and
+    /// one `syncfs(2)` makes all of them durable at once, a journal commit
+    /// per processing pass instead of an fsync (and a directory fsync) per
+    /// object, which cost ten times the aggregation itself. With
+    /// `fsync=false` nothing is forced to disk (throwaway data).
+    Local(slotted::SlotDir),
 }
 
 impl std::fmt::Debug for AggregateStore {
@@ -210,34 +208,19 @@ impl AggregateStore {
         fsync: bool,
         url: &str,
     ) -> Result<AggregateStore, StorageError> {
-        std::fs::create_dir_all(path).map_err(|e| StorageError::InvalidUrl {
+        let local = slotted::SlotDir::open(path, fsync).map_err(|e| StorageError::InvalidUrl {
             url: redact(url),
-            reason: format!("cannot create directory: {e}"),
+            reason: format!("cannot open the directory: {e}"),
         })?;
-        let local = LocalFileSystem::new_with_prefix(path)
-            .map_err(|source| StorageError::Open {
-                url: redact(url),
-                source,
-            })?
-            .with_automatic_cleanup(true);
-        let durability = if fsync {
-            let dir = std::fs::File::open(path).map_err(|e| StorageError::InvalidUrl {
-                url: redact(url),
-                reason: format!("cannot open directory: {e}"),
-            })?;
-            Durability::SyncFs(Arc::new(dir))
-        } else {
-            Durability::Off
-        };
-        let mut store = AggregateStore::new(Arc::new(local));
-        store.durability = durability;
+        let mut store = AggregateStore::new(Arc::new(local.clone()));
+        store.durability = Durability::Local(local);
         Ok(store)
     }
 
     /// Whether this store's I/O is local file access that object_store runs
     /// inline when called outside the async runtime.
     fn inline_io(&self) -> bool {
-        matches!(self.durability, Durability::SyncFs(_) | Durability::Off)
+        matches!(self.durability, Durability::Local(_))
     }
 
     /// Waits until every write and delete this store has returned from is
@@ -250,22 +233,14 @@ impl AggregateStore {
     /// file system holding the directory, so keep the data directory off
     /// file systems with unrelated heavy writers.
     pub async fn sync(&self) -> Result<(), StorageError> {
-        let Durability::SyncFs(dir) = &self.durability else {
+        let Durability::Local(dir) = &self.durability else {
             return Ok(());
         };
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            use std::os::fd::AsRawFd;
-            // SAFETY: `dir` is an open file descriptor for the whole call.
-            if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        })
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join)))
-        .map_err(StorageError::Sync)
+        tokio::task::spawn_blocking(move || dir.sync())
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join)))
+            .map_err(StorageError::Sync)
     }
 
     /// Replaces the cache by one of `bytes` capacity (0 disables it).
@@ -314,10 +289,6 @@ impl AggregateStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(StorageError::store(&key, e)),
         };
-        if bytes.is_empty() {
-            // A first tail whose data a power loss lost (module docs).
-            return Ok(None);
-        }
         decode_tail(&bytes)
             .map(Some)
             .map_err(|e| StorageError::corrupt(&key, e))
@@ -458,10 +429,6 @@ impl AggregateStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
             Err(e) => return Err(StorageError::store(&key, e)),
         };
-        if bytes.is_empty() {
-            // A new split whose data a power loss lost (module docs).
-            return Ok(Fetched::Missing);
-        }
         // One decode buffer per thread: its column vectors are reused.
         let split = SCRATCH_BLOCK.with_borrow_mut(|block| {
             decode_split_into(&bytes, block).map_err(|e| StorageError::corrupt(&key, e))?;

@@ -957,7 +957,7 @@ async fn open_urls() {
         .unwrap();
     assert!(nested
         .join(Uuid::nil().to_string())
-        .join("tail.v2")
+        .join("tail.v2.0")
         .is_file());
     AggregateStore::open(&format!("{url}?fsync=false")).unwrap();
     assert_eq!(
