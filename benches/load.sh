@@ -10,7 +10,8 @@
 #
 # Starts `gnocchid serve` on the embedded defaults in a fresh data directory
 # (port 18041), passes its pid to tsbench so server CPU and RSS are sampled,
-# prints tsbench's table and JSON line, and stops the server.
+# prints tsbench's table and JSON line, and stops the server. BENCH_DIR (default
+# /var/tmp) holds the data directory: see benches/README.md on fresh file systems.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${GNOCCHID_SHARED:-$here/../shared}
@@ -23,7 +24,7 @@ shift
 (cd "$here" && cargo build --release --bin gnocchid)
 CARGO_TARGET_DIR=$tsbench_target cargo build --release --manifest-path "$shared/tools/tsbench/Cargo.toml"
 
-data=$(mktemp -d /var/tmp/gnocchid-bench.XXXXXX)
+data=$(mktemp -d "${BENCH_DIR:-/var/tmp}/gnocchid-bench.XXXXXX")
 "$CARGO_TARGET_DIR/release/gnocchid" serve --listen "127.0.0.1:$port" --data-dir "$data" \
     >"$data.stdout" 2>"$data.log" &
 pid=$!
