@@ -15,9 +15,10 @@
 //! # Layout and crash safety
 //!
 //! Object `a/b/name` lives in `a/b/name.0` and `a/b/name.1`. A slot holds
-//! one version of the object behind a 20-byte header: the magic `GNS1`, a
-//! generation (u64), the payload length (u32) and a CRC-32 of generation,
-//! length and payload (little endian). A read takes the valid slot with the
+//! one version of the object behind a 28-byte header: the magic `GNS1`, a
+//! generation (u64, also the object's e-tag), the payload length (u32), the
+//! write time (i64 nanoseconds since the epoch) and a CRC-32 of those fields
+//! and the payload (little endian). A read takes the valid slot with the
 //! higher generation; a slot is valid when its header and checksum agree
 //! with its bytes, so a slot torn by a power loss is simply not chosen.
 //!
@@ -27,6 +28,10 @@
 //! fall back on once it is on disk: [`SlotDir::sync`] makes every finished
 //! write durable, and until then a second write of the same object goes to
 //! the same slot again, keeping the last synced version intact.
+//!
+//! Which slot is current is remembered for recently used objects, so that
+//! the usual read-then-rewrite of a tail opens one file per step instead of
+//! two, and never needs a `stat`.
 //!
 //! An object none of whose slots is valid reads as absent: that is a first
 //! write that did not reach the disk before a crash, which the aggregate
@@ -55,7 +60,11 @@ use object_store::{
 };
 
 const MAGIC: &[u8; 4] = b"GNS1";
-const HEADER_LEN: usize = 20;
+const HEADER_LEN: usize = 28;
+/// Bytes of a slot's first read: a whole tail or split, typically.
+const FIRST_READ: usize = 16 << 10;
+/// Objects whose current slot is remembered (about 150 bytes each).
+const KNOWN_OBJECTS: usize = 1 << 18;
 /// Suffixes of the two slot files of an object.
 const SLOTS: [&str; 2] = [".0", ".1"];
 const STORE: &str = "SlotDir";
@@ -71,6 +80,15 @@ struct Inner {
     /// forced to disk (`fsync=false`).
     sync_handle: Option<File>,
     unsynced: Mutex<Unsynced>,
+    /// Object file stem → its current valid slot, as last read or written
+    /// by this process (the only writer).
+    known: quick_cache::sync::Cache<PathBuf, Known>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    slot: usize,
+    generation: u64,
 }
 
 /// Slots written since the last [`SlotDir::sync`] finished.
@@ -136,6 +154,7 @@ impl SlotDir {
             root: root.to_owned(),
             sync_handle,
             unsynced: Mutex::default(),
+            known: quick_cache::sync::Cache::new(KNOWN_OBJECTS),
         })))
     }
 
@@ -175,6 +194,7 @@ impl Inner {
         path
     }
 
+    /// Reads both slots (and remembers which one is current).
     fn read_slots(&self, stem: &FsPath) -> std::io::Result<Slots> {
         let mut found = Slots {
             current: None,
@@ -191,7 +211,33 @@ impl Inner {
                 found.current = Some(version);
             }
         }
+        match &found.current {
+            Some(v) => self.known.insert(
+                stem.to_owned(),
+                Known {
+                    slot: v.slot,
+                    generation: v.generation,
+                },
+            ),
+            None => {
+                self.known.remove(stem);
+            }
+        }
         Ok(found)
+    }
+
+    /// The current version: only the remembered slot when it still holds
+    /// the remembered generation, else both slots.
+    fn current(&self, stem: &FsPath) -> std::io::Result<Option<Version>> {
+        if let Some(known) = self.known.get(stem) {
+            let path = slot_path(stem, known.slot);
+            if let Some(v) = read_slot(&path, known.slot, &mut false)? {
+                if v.generation == known.generation {
+                    return Ok(Some(v));
+                }
+            }
+        }
+        Ok(self.read_slots(stem)?.current)
     }
 
     fn get_blocking(
@@ -199,10 +245,10 @@ impl Inner {
         location: &Path,
         options: &GetOptions,
     ) -> object_store::Result<GetResult> {
-        let slots = self
-            .read_slots(&self.stem(location))
+        let current = self
+            .current(&self.stem(location))
             .map_err(|e| io_error(location, e))?;
-        let Some(version) = slots.current else {
+        let Some(version) = current else {
             return Err(not_found(location));
         };
         let meta = version.meta(location);
@@ -238,32 +284,38 @@ impl Inner {
         mode: &PutMode,
     ) -> object_store::Result<PutResult> {
         let stem = self.stem(location);
+        if let PutMode::Update(_) = mode {
+            return Err(object_store::Error::NotImplemented {
+                operation: "conditional update".into(),
+                implementer: STORE.into(),
+            });
+        }
         let pending = self.lock().slots.get(&stem).copied();
-        let (slot, generation) = match (pending, mode) {
+        let known = match pending {
             // Not yet synced: rewrite the same slot, keep the synced one.
             // The generation still moves on: it is the object's e-tag.
-            (Some(w), PutMode::Overwrite) => (w.slot, w.generation + 1),
-            (_, PutMode::Update(_)) => {
-                return Err(object_store::Error::NotImplemented {
-                    operation: "conditional update".into(),
-                    implementer: STORE.into(),
-                })
-            }
-            _ => {
+            Some(w) => Some((w.slot, w.generation + 1)),
+            // Synced: the other slot is free.
+            None => self
+                .known
+                .get(&stem)
+                .map(|k| (1 - k.slot, k.generation + 1)),
+        };
+        let exists = known.is_some();
+        let (slot, generation, exists) = match known {
+            Some((slot, generation)) => (slot, generation, exists),
+            None => {
                 let slots = self.read_slots(&stem).map_err(|e| io_error(location, e))?;
-                if matches!(mode, PutMode::Create) && slots.current.is_some() {
-                    return Err(object_store::Error::AlreadyExists {
-                        path: location.to_string(),
-                        source: "object exists".into(),
-                    });
-                }
-                let slot = match &slots.current {
-                    Some(v) => 1 - v.slot,
-                    None => 0,
-                };
-                (slot, slots.generation + 1)
+                let slot = slots.current.as_ref().map_or(0, |v| 1 - v.slot);
+                (slot, slots.generation + 1, slots.current.is_some())
             }
         };
+        if exists && matches!(mode, PutMode::Create) {
+            return Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "object exists".into(),
+            });
+        }
         self.lock().slots.insert(
             stem.clone(),
             Written {
@@ -279,7 +331,13 @@ impl Inner {
             w.finished_in = epoch;
         }
         drop(unsynced);
-        written.map_err(|e| io_error(location, e))?;
+        match written {
+            Ok(()) => self.known.insert(stem, Known { slot, generation }),
+            Err(e) => {
+                self.known.remove(&stem);
+                return Err(io_error(location, e));
+            }
+        }
         Ok(PutResult {
             e_tag: Some(generation.to_string()),
             version: None,
@@ -298,6 +356,7 @@ impl Inner {
             }
         }
         self.lock().slots.remove(&stem);
+        self.known.remove(&stem);
         // Empty directories are removed up to the root, as object stores
         // have no directories of their own.
         let mut dir = stem.parent();
@@ -401,33 +460,56 @@ fn read_slot(path: &FsPath, slot: usize, any_file: &mut bool) -> std::io::Result
         Err(e) => return Err(e),
     };
     *any_file = true;
-    let metadata = file.metadata()?;
-    let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    std::io::Read::read_to_end(&mut file, &mut bytes)?;
-    let Some((generation, len)) = check(&bytes) else {
+    // One read usually holds the whole slot; the header says if it did.
+    let mut bytes = vec![0; FIRST_READ];
+    let n = std::io::Read::read(&mut file, &mut bytes)?;
+    bytes.truncate(n);
+    let wanted = header(&bytes).map_or(0, |h| HEADER_LEN + h.len);
+    if n == FIRST_READ && wanted > n {
+        std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    }
+    let Some(header) = header(&bytes).filter(|h| h.valid(&bytes)) else {
         return Ok(None);
     };
-    bytes.truncate(HEADER_LEN + len);
-    let modified = metadata.modified().map(DateTime::<Utc>::from)?;
+    bytes.truncate(HEADER_LEN + header.len);
     Ok(Some(Version {
         slot,
-        generation,
-        modified,
+        generation: header.generation,
+        modified: DateTime::from_timestamp_nanos(header.written_at),
         bytes: Bytes::from(bytes),
     }))
 }
 
-/// `(generation, payload length)` if `bytes` start with a valid slot.
-fn check(bytes: &[u8]) -> Option<(u64, usize)> {
-    let header = bytes.get(..HEADER_LEN)?;
-    if &header[..4] != MAGIC {
+/// A slot's header fields.
+struct Header {
+    generation: u64,
+    len: usize,
+    written_at: i64,
+    crc: u32,
+}
+
+/// The header `bytes` start with, if they start with one.
+fn header(bytes: &[u8]) -> Option<Header> {
+    let h = bytes.get(..HEADER_LEN)?;
+    if &h[..4] != MAGIC {
         return None;
     }
-    let generation = u64::from_le_bytes(header[4..12].try_into().ok()?);
-    let len = u32::from_le_bytes(header[12..16].try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(header[16..20].try_into().ok()?);
-    let payload = bytes.get(HEADER_LEN..HEADER_LEN + len)?;
-    (checksum(&header[4..16], payload) == crc).then_some((generation, len))
+    let field = |at: usize| -> [u8; 8] { h[at..at + 8].try_into().expect("8 bytes") };
+    Some(Header {
+        generation: u64::from_le_bytes(field(4)),
+        len: u32::from_le_bytes(h[12..16].try_into().expect("4 bytes")) as usize,
+        written_at: i64::from_le_bytes(field(16)),
+        crc: u32::from_le_bytes(h[24..28].try_into().expect("4 bytes")),
+    })
+}
+
+impl Header {
+    /// Whether `bytes` hold the whole payload with the header's checksum.
+    fn valid(&self, bytes: &[u8]) -> bool {
+        bytes
+            .get(HEADER_LEN..HEADER_LEN + self.len)
+            .is_some_and(|payload| checksum(&bytes[4..24], payload) == self.crc)
+    }
 }
 
 fn checksum(fields: &[u8], payload: &[u8]) -> u32 {
@@ -447,12 +529,14 @@ fn write_slot(path: &FsPath, generation: u64, payload: &PutPayload) -> std::io::
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&generation.to_le_bytes());
     bytes.extend_from_slice(&len32.to_le_bytes());
+    let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    bytes.extend_from_slice(&now.to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
     for chunk in payload.iter() {
         bytes.extend_from_slice(chunk);
     }
-    let crc = checksum(&bytes[4..16], &bytes[HEADER_LEN..]);
-    bytes[16..20].copy_from_slice(&crc.to_le_bytes());
+    let crc = checksum(&bytes[4..24], &bytes[HEADER_LEN..]);
+    bytes[24..28].copy_from_slice(&crc.to_le_bytes());
 
     let open = || {
         OpenOptions::new()
