@@ -133,16 +133,6 @@ impl Version {
     }
 }
 
-/// What the two slot files of an object hold.
-struct Slots {
-    /// The valid slot with the highest generation.
-    current: Option<Version>,
-    /// The highest generation of any valid slot (0 if none).
-    generation: u64,
-    /// Whether any slot file exists, valid or not.
-    any_file: bool,
-}
-
 impl SlotDir {
     /// Opens (creating it if missing) the directory at `root`; `fsync`
     /// makes [`SlotDir::sync`] force writes to disk.
@@ -194,24 +184,21 @@ impl Inner {
         path
     }
 
-    /// Reads both slots (and remembers which one is current).
-    fn read_slots(&self, stem: &FsPath) -> std::io::Result<Slots> {
-        let mut found = Slots {
-            current: None,
-            generation: 0,
-            any_file: false,
-        };
+    /// Reads both slots for the valid one with the higher generation (and
+    /// remembers which one that is).
+    fn read_slots(&self, stem: &FsPath) -> std::io::Result<Option<Version>> {
+        let mut current: Option<Version> = None;
         for slot in 0..SLOTS.len() {
-            let Some(version) = read_slot(&slot_path(stem, slot), slot, &mut found.any_file)?
-            else {
-                continue;
-            };
-            if version.generation > found.generation {
-                found.generation = version.generation;
-                found.current = Some(version);
+            if let Some(version) = read_slot(&slot_path(stem, slot), slot)? {
+                if current
+                    .as_ref()
+                    .is_none_or(|c| version.generation > c.generation)
+                {
+                    current = Some(version);
+                }
             }
         }
-        match &found.current {
+        match &current {
             Some(v) => self.known.insert(
                 stem.to_owned(),
                 Known {
@@ -223,7 +210,7 @@ impl Inner {
                 self.known.remove(stem);
             }
         }
-        Ok(found)
+        Ok(current)
     }
 
     /// The current version: only the remembered slot when it still holds
@@ -231,13 +218,13 @@ impl Inner {
     fn current(&self, stem: &FsPath) -> std::io::Result<Option<Version>> {
         if let Some(known) = self.known.get(stem) {
             let path = slot_path(stem, known.slot);
-            if let Some(v) = read_slot(&path, known.slot, &mut false)? {
+            if let Some(v) = read_slot(&path, known.slot)? {
                 if v.generation == known.generation {
                     return Ok(Some(v));
                 }
             }
         }
-        Ok(self.read_slots(stem)?.current)
+        self.read_slots(stem)
     }
 
     fn get_blocking(
@@ -305,9 +292,11 @@ impl Inner {
         let (slot, generation, exists) = match known {
             Some((slot, generation)) => (slot, generation, exists),
             None => {
-                let slots = self.read_slots(&stem).map_err(|e| io_error(location, e))?;
-                let slot = slots.current.as_ref().map_or(0, |v| 1 - v.slot);
-                (slot, slots.generation + 1, slots.current.is_some())
+                let current = self.read_slots(&stem).map_err(|e| io_error(location, e))?;
+                match current {
+                    Some(v) => (1 - v.slot, v.generation + 1, true),
+                    None => (0, 1, false),
+                }
             }
         };
         if exists && matches!(mode, PutMode::Create) {
@@ -420,10 +409,10 @@ impl Inner {
         let mut objects = Vec::with_capacity(names.len());
         for name in names {
             let location = dir.clone().join(name.as_str());
-            let slots = self
-                .read_slots(&fs_dir.join(&name))
+            let current = self
+                .current(&fs_dir.join(&name))
                 .map_err(|e| io_error(&location, e))?;
-            objects.push(match slots.current {
+            objects.push(match current {
                 Some(version) => version.meta(&location),
                 // Listed so that it can be deleted; reads find it absent.
                 None => ObjectMeta {
@@ -451,7 +440,7 @@ fn slot_path(stem: &FsPath, slot: usize) -> PathBuf {
 }
 
 /// The slot at `path` if it exists and is valid.
-fn read_slot(path: &FsPath, slot: usize, any_file: &mut bool) -> std::io::Result<Option<Version>> {
+fn read_slot(path: &FsPath, slot: usize) -> std::io::Result<Option<Version>> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
@@ -459,7 +448,6 @@ fn read_slot(path: &FsPath, slot: usize, any_file: &mut bool) -> std::io::Result
         }
         Err(e) => return Err(e),
     };
-    *any_file = true;
     // One read usually holds the whole slot; the header says if it did.
     let mut bytes = vec![0; FIRST_READ];
     let n = std::io::Read::read(&mut file, &mut bytes)?;
@@ -693,10 +681,10 @@ impl ObjectStore for SlotDir {
     ) -> object_store::Result<()> {
         let (dir, from, to) = (self.0.clone(), from.clone(), to.clone());
         blocking(move || {
-            let slots = dir
-                .read_slots(&dir.stem(&from))
-                .map_err(|e| io_error(&from, e))?;
-            let version = slots.current.ok_or_else(|| not_found(&from))?;
+            let version = dir
+                .current(&dir.stem(&from))
+                .map_err(|e| io_error(&from, e))?
+                .ok_or_else(|| not_found(&from))?;
             let mode = match options.mode {
                 CopyMode::Overwrite => PutMode::Overwrite,
                 CopyMode::Create => PutMode::Create,
