@@ -61,7 +61,7 @@ pub enum IndexerError {
         attribute: Option<String>,
     },
     /// A pagination marker that does not designate an existing row.
-    #[error("Invalid pagination: `{0}' not found")]
+    #[error("Invalid pagination: `Invalid marker: `{0}''")]
     InvalidPagination(String),
     /// A value in `index_setting` this build cannot read (written by hand, or by a
     /// newer gnocchid).

@@ -139,7 +139,7 @@ fn metric_sort_col(key: &SortKey) -> Result<OrderCol> {
         "status" => ("m.status", ValueKind::Text, false),
         other => {
             return Err(IndexerError::query(
-                format!("Invalid sort key: {other}"),
+                crate::search::invalid_sort_key(other),
                 Some(other),
             ));
         }

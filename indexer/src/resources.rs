@@ -22,7 +22,12 @@ const RESOURCE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x0a7a15ff_aa13_4ac2_897c_9b
 
 /// Maps a resource id as given by a client to its UUID, as Gnocchi does: a UUID (any form
 /// `uuid` parses, with or without dashes) is itself; an id containing `/` is refused;
-/// otherwise (at most 255 bytes) it is `uuid5(namespace, id + "\0" + creator)`.
+/// otherwise (at most 255 characters) it is `uuid5(namespace, id + "\0" + creator)`.
+/// The longest id transformed into a UUID, in characters: what the
+/// `original_resource_id` columns hold (Gnocchi 4.7 takes up to 289; widening the
+/// columns needs a migration that alters tables).
+const MAX_RESOURCE_ID_CHARS: usize = 255;
+
 pub fn resource_uuid(id: &str, creator: &str) -> Result<Uuid> {
     if id.contains('/') {
         return Err(IndexerError::InvalidResourceId(
@@ -32,10 +37,11 @@ pub fn resource_uuid(id: &str, creator: &str) -> Result<Uuid> {
     if let Ok(u) = Uuid::parse_str(id) {
         return Ok(u);
     }
-    if id.len() > 255 {
-        return Err(IndexerError::InvalidResourceId(
-            "resource id is too long".into(),
-        ));
+    if id.chars().count() > MAX_RESOURCE_ID_CHARS {
+        return Err(IndexerError::InvalidResourceId(format!(
+            "transformable resource id >{MAX_RESOURCE_ID_CHARS} max allowed characters \
+             for dictionary value @ data['id']"
+        )));
     }
     let name = format!("{id}\u{0}{creator}");
     Ok(Uuid::new_v5(&RESOURCE_ID_NAMESPACE, name.as_bytes()))
@@ -310,7 +316,7 @@ impl View<'_> {
     pub(crate) fn sort_col(&self, cols: &Columns, key: &SortKey) -> Result<OrderCol> {
         let Some(c) = cols.get(&key.attr) else {
             return Err(IndexerError::query(
-                format!("Invalid sort key: {}", key.attr),
+                crate::search::invalid_sort_key(&key.attr),
                 Some(&key.attr),
             ));
         };

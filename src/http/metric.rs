@@ -312,8 +312,7 @@ async fn list(
     let metrics = state
         .indexer
         .list_metrics(&filter, &page.pagination)
-        .await
-        .map_err(sort_error)?;
+        .await?;
     let rendered = metrics
         .iter()
         .map(|metric| metric_json(metric, MetricView::Listed))
@@ -327,15 +326,4 @@ async fn list(
         metrics.last().map(|m| m.id.to_string()),
     );
     Ok(response)
-}
-
-/// Gnocchi's wording for a sort on an attribute metrics do not have.
-fn sort_error(error: IndexerError) -> ApiError {
-    match &error {
-        IndexerError::InvalidQuery {
-            attribute: Some(attribute),
-            ..
-        } => ApiError::bad_request(format!("Sort key supplied is invalid: {attribute}")),
-        _ => error.into(),
-    }
 }

@@ -53,7 +53,7 @@ impl SortKey {
             "desc" => true,
             _ => {
                 return Err(IndexerError::query(
-                    format!("Invalid sort direction: {s}"),
+                    SORT_DIRECTION_ERROR.to_owned(),
                     Some(attr),
                 ))
             }
@@ -64,13 +64,13 @@ impl SortKey {
             "nullslast" => Some(false),
             _ => {
                 return Err(IndexerError::query(
-                    format!("Invalid sort direction: {s}"),
+                    SORT_DIRECTION_ERROR.to_owned(),
                     Some(attr),
                 ))
             }
         };
         if attr.is_empty() {
-            return Err(IndexerError::query(format!("Invalid sort key: {s}"), None));
+            return Err(IndexerError::query(invalid_sort_key(s), None));
         }
         Ok(SortKey {
             attr: attr.to_owned(),
@@ -130,6 +130,15 @@ impl OrderCol {
 }
 
 /// `ORDER BY` for `cols`, with explicit null placement (identical on all dialects).
+/// Gnocchi's words for a sort direction it does not know.
+const SORT_DIRECTION_ERROR: &str = "Invalid pagination: `Unknown sort direction, must be one of: \
+     asc-nullsfirst, asc-nullslast, desc-nullsfirst, desc-nullslast'";
+
+/// Gnocchi's words for a sort key that names no sortable attribute.
+pub(crate) fn invalid_sort_key(key: &str) -> String {
+    format!("Invalid pagination: `Sort key supplied is invalid: {key}'")
+}
+
 pub(crate) fn order_by(cols: &[OrderCol]) -> String {
     let mut parts = Vec::new();
     for c in cols {
