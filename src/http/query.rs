@@ -87,8 +87,7 @@ impl QueryParams {
             .filter(|value| !value.is_empty())
             .map(str::to_owned)
             .collect();
-        let explicit_sort = !sort_texts.is_empty();
-        if !explicit_sort {
+        if sort_texts.is_empty() {
             sort_texts = default_sort.iter().map(|s| (*s).to_owned()).collect();
         }
         let sort = sort_texts
@@ -103,11 +102,9 @@ impl QueryParams {
                 sort,
             },
             limit,
-            sort_texts: if explicit_sort {
-                sort_texts
-            } else {
-                Vec::new()
-            },
+            // The next page's link names the sort, defaulted or not, as
+            // Gnocchi's does (`sort=id:asc` on metric listings).
+            sort_texts,
         })
     }
 

@@ -213,6 +213,18 @@ fn pagination_with_markers_and_multi_key_sort() {
         assert_eq!(reply.status, 400, "{path}");
         assert!(reply.body.contains(words), "{path}: {}", reply.body);
     }
+
+    // Metric listings name their default sort in the next page's link.
+    for _ in 0..2 {
+        let body = json!({"archive_policy_name": "low"});
+        assert_eq!(
+            send(&server, "POST", "/v1/metric", FOOBAR, &body).status,
+            201
+        );
+    }
+    let reply = send(&server, "GET", "/v1/metric?limit=1", FOOBAR, &Value::Null);
+    let next = next_link(&server, &reply).expect("a full page has a next link");
+    assert!(next.ends_with("&sort=id%3Aasc"), "{next}");
 }
 
 #[test]
