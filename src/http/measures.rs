@@ -54,11 +54,11 @@ async fn metric_by_name(
 ) -> Result<Arc<CachedMetric>, ApiError> {
     let resource_id = indexer::resource_uuid(resource, &caller.0.creator())
         .map_err(|_| ApiError::not_found(format!("Resource {resource} does not exist")))?;
-    let metric = state
-        .indexer
-        .get_resource_metric(resource_id, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Metric {name} does not exist")))?;
+    let Some(metric) = state.indexer.get_resource_metric(resource_id, name).await? else {
+        // Gnocchi names the resource when that is what is missing.
+        state.indexer.get_resource("generic", resource_id).await?;
+        return Err(ApiError::not_found(format!("Metric {name} does not exist")));
+    };
     metric_by_id(state, caller, &metric.id.to_string(), action).await
 }
 

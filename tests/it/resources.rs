@@ -1080,3 +1080,24 @@ fn wildcard_project_ids_see_only_their_own() {
     let metrics = as_caller("GET", "/v1/metric", "p1", &Value::Null);
     assert_eq!(metrics.json().as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn measures_by_name_say_what_is_missing() {
+    let server = TestServer::spawn(&[]);
+    let measures = json!([{"timestamp": "2024-01-01T00:00:00", "value": 1.0}]);
+    let path = "/v1/resource/generic/nosuch/metric/cpu/measures";
+    let reply = send(&server, "POST", path, FOOBAR, &measures);
+    assert_eq!(reply.status, 404);
+    let uuid = reply.body.contains("Resource ") && reply.body.contains(" does not exist");
+    assert!(uuid, "the missing resource is named: {}", reply.body);
+
+    create(&server, "generic", json!({"id": "there"}));
+    let path = "/v1/resource/generic/there/metric/cpu/measures";
+    let reply = send(&server, "POST", path, FOOBAR, &measures);
+    assert_eq!(reply.status, 404);
+    assert!(
+        reply.body.contains("Metric cpu does not exist"),
+        "{}",
+        reply.body
+    );
+}
