@@ -27,7 +27,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{iso, now_minute, wait_processed, Client, Server};
+use support::{create_metric, iso, now_minute, wait_processed, Client, Server};
 const POLICY: &str = "bench-minute";
 const GROUPBY_RESOURCES: usize = 10_000;
 const GROUPS: usize = 10;
@@ -64,17 +64,7 @@ fn main() {
 
 fn mean(server: &Server, client: &mut Client) {
     let now = now_minute();
-    let mut ids = Vec::with_capacity(1000);
-    for _ in 0..1000 {
-        let reply = client.expect(
-            "POST",
-            "/v1/metric",
-            &json!({"archive_policy_name": POLICY}),
-            201,
-        );
-        let body: Value = serde_json::from_slice(&reply).unwrap();
-        ids.push(body["id"].as_str().unwrap().to_owned());
-    }
+    let ids: Vec<String> = (0..1000).map(|_| create_metric(client, POLICY)).collect();
     for chunk in ids.chunks(20) {
         let batch: serde_json::Map<String, Value> = chunk
             .iter()

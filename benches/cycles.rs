@@ -17,7 +17,7 @@ mod support;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use support::{iso, now_minute, wait_processed, Client, Server};
+use support::{create_metric, iso, now_minute, wait_processed, Client, Server};
 
 const METHODS: [&str; 6] = ["mean", "min", "max", "sum", "std", "count"];
 
@@ -48,17 +48,7 @@ fn main() {
         );
     }
     let ids: Vec<String> = (0..metrics)
-        .map(|i| {
-            let policy = ["cycles-low", "cycles-medium"][i % 2];
-            let reply = client.expect(
-                "POST",
-                "/v1/metric",
-                &json!({"archive_policy_name": policy}),
-                201,
-            );
-            let body: Value = serde_json::from_slice(&reply).unwrap();
-            body["id"].as_str().unwrap().to_owned()
-        })
+        .map(|i| create_metric(&mut client, ["cycles-low", "cycles-medium"][i % 2]))
         .collect();
 
     let t0 = now_minute() - 60 * cycles as i64;

@@ -14,6 +14,14 @@ use serde_json::Value;
 /// `admin:` in basic auth: the admin identity of the default policy.
 const AUTH: &str = "Basic YWRtaW46";
 
+/// Creates a metric under `policy`; returns its id.
+pub(crate) fn create_metric(client: &mut Client, policy: &str) -> String {
+    let body = serde_json::json!({"archive_policy_name": policy});
+    let reply = client.expect("POST", "/v1/metric", &body, 201);
+    let created: Value = serde_json::from_slice(&reply).unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
 pub(crate) fn wait_processed(client: &mut Client) {
     loop {
         let status = client.ok("GET", "/v1/status?details=false", &Value::Null);

@@ -20,14 +20,14 @@ use crate::{time, Conn, Indexer, IndexerError, Result};
 /// Gnocchi's namespace for resource ids that are not UUIDs.
 const RESOURCE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x0a7a15ff_aa13_4ac2_897c_9bdf30ce175b);
 
-/// Maps a resource id as given by a client to its UUID, as Gnocchi does: a UUID (any form
-/// `uuid` parses, with or without dashes) is itself; an id containing `/` is refused;
-/// otherwise (at most 255 characters) it is `uuid5(namespace, id + "\0" + creator)`.
 /// The longest id transformed into a UUID, in characters: what the
 /// `original_resource_id` columns hold (Gnocchi 4.7 takes up to 289; widening the
 /// columns needs a migration that alters tables).
 const MAX_RESOURCE_ID_CHARS: usize = 255;
 
+/// Maps a resource id as given by a client to its UUID, as Gnocchi does: a UUID (any form
+/// `uuid` parses, with or without dashes) is itself; an id containing `/` is refused;
+/// otherwise (at most 255 characters) it is `uuid5(namespace, id + "\0" + creator)`.
 pub fn resource_uuid(id: &str, creator: &str) -> Result<Uuid> {
     if id.contains('/') {
         return Err(IndexerError::InvalidResourceId(

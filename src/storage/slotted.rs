@@ -111,8 +111,7 @@ struct Written {
 /// One valid slot, as read.
 struct Version {
     slot: usize,
-    generation: u64,
-    modified: DateTime<Utc>,
+    header: Header,
     /// The whole slot file; the payload is `bytes[HEADER_LEN..]`.
     bytes: Bytes,
 }
@@ -120,16 +119,6 @@ struct Version {
 impl Version {
     fn payload(&self) -> Bytes {
         self.bytes.slice(HEADER_LEN..)
-    }
-
-    fn meta(&self, location: &Path) -> ObjectMeta {
-        ObjectMeta {
-            location: location.clone(),
-            last_modified: self.modified,
-            size: (self.bytes.len() - HEADER_LEN) as u64,
-            e_tag: Some(self.generation.to_string()),
-            version: None,
-        }
     }
 }
 
@@ -192,7 +181,7 @@ impl Inner {
             if let Some(version) = read_slot(&slot_path(stem, slot), slot)? {
                 if current
                     .as_ref()
-                    .is_none_or(|c| version.generation > c.generation)
+                    .is_none_or(|c| version.header.generation > c.header.generation)
                 {
                     current = Some(version);
                 }
@@ -203,7 +192,7 @@ impl Inner {
                 stem.to_owned(),
                 Known {
                     slot: v.slot,
-                    generation: v.generation,
+                    generation: v.header.generation,
                 },
             ),
             None => {
@@ -219,7 +208,7 @@ impl Inner {
         if let Some(known) = self.known.get(stem) {
             let path = slot_path(stem, known.slot);
             if let Some(v) = read_slot(&path, known.slot)? {
-                if v.generation == known.generation {
+                if v.header.generation == known.generation {
                     return Ok(Some(v));
                 }
             }
@@ -238,7 +227,7 @@ impl Inner {
         let Some(version) = current else {
             return Err(not_found(location));
         };
-        let meta = version.meta(location);
+        let meta = version.header.meta(location);
         options.check_preconditions(&meta)?;
         let payload = version.payload();
         let range = match &options.range {
@@ -294,7 +283,7 @@ impl Inner {
             None => {
                 let current = self.read_slots(&stem).map_err(|e| io_error(location, e))?;
                 match current {
-                    Some(v) => (1 - v.slot, v.generation + 1, true),
+                    Some(v) => (1 - v.slot, v.header.generation + 1, true),
                     None => (0, 1, false),
                 }
             }
@@ -409,11 +398,9 @@ impl Inner {
         let mut objects = Vec::with_capacity(names.len());
         for name in names {
             let location = dir.clone().join(name.as_str());
-            let current = self
-                .current(&fs_dir.join(&name))
-                .map_err(|e| io_error(&location, e))?;
-            objects.push(match current {
-                Some(version) => version.meta(&location),
+            let newest = newest_header(&fs_dir.join(&name)).map_err(|e| io_error(&location, e))?;
+            objects.push(match newest {
+                Some(header) => header.meta(&location),
                 // Listed so that it can be deleted; reads find it absent.
                 None => ObjectMeta {
                     location,
@@ -439,6 +426,32 @@ fn slot_path(stem: &FsPath, slot: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The header of the slot with the higher generation, read without the
+/// payload: listings need names, not contents, and only reads check the
+/// checksum (a torn newest slot is listed with its own header).
+fn newest_header(stem: &FsPath) -> std::io::Result<Option<Header>> {
+    let mut newest: Option<Header> = None;
+    for slot in 0..SLOTS.len() {
+        let file = match File::open(slot_path(stem, slot)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut bytes = [0; HEADER_LEN];
+        match file.read_exact_at(&mut bytes, 0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => continue,
+            Err(e) => return Err(e),
+        }
+        if let Some(h) = header(&bytes) {
+            if newest.as_ref().is_none_or(|n| h.generation > n.generation) {
+                newest = Some(h);
+            }
+        }
+    }
+    Ok(newest)
+}
+
 /// The slot at `path` if it exists and is valid.
 fn read_slot(path: &FsPath, slot: usize) -> std::io::Result<Option<Version>> {
     let mut file = match File::open(path) {
@@ -462,8 +475,7 @@ fn read_slot(path: &FsPath, slot: usize) -> std::io::Result<Option<Version>> {
     bytes.truncate(HEADER_LEN + header.len);
     Ok(Some(Version {
         slot,
-        generation: header.generation,
-        modified: DateTime::from_timestamp_nanos(header.written_at),
+        header,
         bytes: Bytes::from(bytes),
     }))
 }
@@ -492,6 +504,16 @@ fn header(bytes: &[u8]) -> Option<Header> {
 }
 
 impl Header {
+    fn meta(&self, location: &Path) -> ObjectMeta {
+        ObjectMeta {
+            location: location.clone(),
+            last_modified: DateTime::from_timestamp_nanos(self.written_at),
+            size: self.len as u64,
+            e_tag: Some(self.generation.to_string()),
+            version: None,
+        }
+    }
+
     /// Whether `bytes` hold the whole payload with the header's checksum.
     fn valid(&self, bytes: &[u8]) -> bool {
         bytes

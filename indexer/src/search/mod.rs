@@ -129,7 +129,6 @@ impl OrderCol {
     }
 }
 
-/// `ORDER BY` for `cols`, with explicit null placement (identical on all dialects).
 /// Gnocchi's words for a sort direction it does not know.
 const SORT_DIRECTION_ERROR: &str = "Invalid pagination: `Unknown sort direction, must be one of: \
      asc-nullsfirst, asc-nullslast, desc-nullsfirst, desc-nullslast'";
@@ -139,6 +138,7 @@ pub(crate) fn invalid_sort_key(key: &str) -> String {
     format!("Invalid pagination: `Sort key supplied is invalid: {key}'")
 }
 
+/// `ORDER BY` for `cols`, with explicit null placement (identical on all dialects).
 pub(crate) fn order_by(cols: &[OrderCol]) -> String {
     let mut parts = Vec::new();
     for c in cols {
