@@ -161,7 +161,8 @@ impl Dialect {
         )
     }
 
-    /// Changes a column's type where the dialect enforces `VARCHAR` lengths.
+    /// Changes a column's type where the dialect enforces `VARCHAR` lengths (SQLite
+    /// does not). MySQL restates the whole column, so its nullability goes along.
     pub(crate) fn alter_type(self, table: &str, col: &ColumnDef) -> Option<String> {
         match self {
             Dialect::Sqlite => None,
@@ -172,10 +173,11 @@ impl Dialect {
                 self.col_type(col.ty)
             )),
             Dialect::Mysql => Some(format!(
-                "ALTER TABLE {} MODIFY COLUMN {} {}",
+                "ALTER TABLE {} MODIFY COLUMN {} {}{}",
                 self.quote(table),
                 self.quote(&col.name),
-                self.col_type(col.ty)
+                self.col_type(col.ty),
+                if col.nullable { "" } else { " NOT NULL" }
             )),
         }
     }

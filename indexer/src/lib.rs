@@ -295,8 +295,8 @@ impl Indexer {
             if version <= current {
                 continue;
             }
-            for table in migration() {
-                for stmt in d.create_table(&table) {
+            for step in migration() {
+                for stmt in step.statements(d) {
                     self.ddl(conn, &stmt).await?;
                 }
             }

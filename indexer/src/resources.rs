@@ -20,14 +20,10 @@ use crate::{time, Conn, Indexer, IndexerError, Result};
 /// Gnocchi's namespace for resource ids that are not UUIDs.
 const RESOURCE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x0a7a15ff_aa13_4ac2_897c_9bdf30ce175b);
 
-/// The longest id transformed into a UUID, in characters: what the
-/// `original_resource_id` columns hold (Gnocchi 4.7 takes up to 289; widening the
-/// columns needs a migration that alters tables).
-const MAX_RESOURCE_ID_CHARS: usize = 255;
-
 /// Maps a resource id as given by a client to its UUID, as Gnocchi does: a UUID (any form
 /// `uuid` parses, with or without dashes) is itself; an id containing `/` is refused;
-/// otherwise (at most 255 characters) it is `uuid5(namespace, id + "\0" + creator)`.
+/// otherwise (at most 289 characters, what the `original_resource_id` columns hold) it
+/// is `uuid5(namespace, id + "\0" + creator)`.
 pub fn resource_uuid(id: &str, creator: &str) -> Result<Uuid> {
     if id.contains('/') {
         return Err(IndexerError::InvalidResourceId(
@@ -37,15 +33,20 @@ pub fn resource_uuid(id: &str, creator: &str) -> Result<Uuid> {
     if let Ok(u) = Uuid::parse_str(id) {
         return Ok(u);
     }
-    if id.chars().count() > MAX_RESOURCE_ID_CHARS {
+    let max = crate::schema::ORIGINAL_RESOURCE_ID_CHARS;
+    if id.chars().count() > max as usize {
         return Err(IndexerError::InvalidResourceId(format!(
-            "transformable resource id >{MAX_RESOURCE_ID_CHARS} max allowed characters \
+            "transformable resource id >{max} max allowed characters \
              for dictionary value @ data['id']"
         )));
     }
     let name = format!("{id}\u{0}{creator}");
     Ok(Uuid::new_v5(&RESOURCE_ID_NAMESPACE, name.as_bytes()))
 }
+
+/// How a history listing numbers the current revision of a resource (old revisions
+/// count from 1).
+pub const CURRENT_REVISION: i64 = -1;
 
 /// A resource (or one revision of it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,12 +92,14 @@ impl Resource {
         self.revision_start
     }
 
-    /// The pagination marker designating this row: the id, or `id@revision` for an old
-    /// revision in a history listing.
-    pub fn marker(&self) -> String {
-        match self.revision {
-            Some(r) => format!("{}@{r}", self.id),
-            None => self.id.to_string(),
+    /// The pagination marker designating this row: its id, or in a history listing
+    /// `id@revision`, where the current revision is numbered
+    /// [`CURRENT_REVISION`] as in Gnocchi.
+    pub fn marker(&self, history: bool) -> String {
+        if history {
+            format!("{}@{}", self.id, self.revision.unwrap_or(CURRENT_REVISION))
+        } else {
+            self.id.to_string()
         }
     }
 }
@@ -256,7 +259,7 @@ impl View<'_> {
             (String::new(), String::new())
         };
         format!(
-            "(SELECT {}, 0 AS revision{} FROM resource r0{cur_join} UNION ALL SELECT {}, h.revision{} FROM resource_history h{hist_join}) r",
+            "(SELECT {}, {CURRENT_REVISION} AS revision{} FROM resource r0{cur_join} UNION ALL SELECT {}, h.revision{} FROM resource_history h{hist_join}) r",
             gen("r0"),
             if typed { attrs("t0") } else { String::new() },
             gen("h"),
@@ -1041,16 +1044,15 @@ impl Indexer {
             ));
         }
         if let Some(marker) = &page.marker {
-            let (mid, mrev) = match marker.split_once('@') {
-                Some((id, rev)) => (
-                    id,
-                    rev.parse::<i64>()
-                        .map_err(|_| IndexerError::InvalidPagination(marker.clone()))?,
-                ),
-                None => (marker.as_str(), 0),
+            let invalid = || IndexerError::InvalidPagination(marker.clone());
+            // History rows are designated by id and revision, current ones by id alone.
+            let (mid, mrev) = if opts.history {
+                let (id, rev) = marker.split_once('@').ok_or_else(invalid)?;
+                (id, Some(rev.parse::<i64>().map_err(|_| invalid())?))
+            } else {
+                (marker.as_str(), None)
             };
-            let mid = resource_uuid(mid, &opts.creator)
-                .map_err(|_| IndexerError::InvalidPagination(marker.clone()))?;
+            let mid = resource_uuid(mid, &opts.creator).map_err(|_| invalid())?;
             let mut msql = Sql::new("SELECT ");
             for (i, c) in order.iter().enumerate() {
                 if i > 0 {
@@ -1060,11 +1062,11 @@ impl Indexer {
             }
             msql.push(&format!(" FROM {} WHERE r.id = ", view.from()))
                 .value(mid);
-            if opts.history {
-                msql.push(" AND r.revision = ").value(mrev);
+            if let Some(rev) = mrev {
+                msql.push(" AND r.revision = ").value(rev);
             }
             let Some(mrow) = self.fetch_optional(tx, &msql).await? else {
-                return Err(IndexerError::InvalidPagination(marker.clone()));
+                return Err(invalid());
             };
             let values = marker_values(&mrow, &order)?;
             where_.push(" AND ").append(keyset(&order, &values));
@@ -1187,6 +1189,10 @@ mod tests {
             u
         );
         assert!(resource_uuid("a/b", "x").is_err());
-        assert!(resource_uuid(&"x".repeat(256), "x").is_err());
+        assert!(resource_uuid(&"é".repeat(289), "x").is_ok());
+        let err = resource_uuid(&"x".repeat(290), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(">289 max allowed characters"), "{err}");
     }
 }

@@ -1,14 +1,40 @@
 //! Versioned schema migrations, as code.
 //!
-//! Each migration is a list of table definitions rendered per dialect by
-//! [`crate::dialect::Dialect::create_table`]; the version applied last is recorded in
-//! `schema_version`. Code rather than SQL files because the same renderer must also build
+//! Each migration is a list of [`Step`]s rendered per dialect by
+//! [`crate::dialect::Dialect`]; the version applied last is recorded in
+//! `schema_version`. A migration, once released, never changes: later needs are new
+//! migrations. Code rather than SQL files because the same renderer must also build
 //! the per-resource-type tables at run time: one description of column types serves both.
 
-use crate::dialect::{col, strs, ColType as T, ForeignKey, TableDef};
+use crate::dialect::{col, strs, ColType as T, ColumnDef, Dialect, ForeignKey, TableDef};
 
 /// Migrations in order; version `n` is `MIGRATIONS[n - 1]`.
-pub(crate) const MIGRATIONS: &[fn() -> Vec<TableDef>] = &[v1, v2];
+pub(crate) const MIGRATIONS: &[fn() -> Vec<Step>] = &[v1, v2, v3];
+
+/// The longest original resource id the index holds, in characters: Gnocchi's limit
+/// for ids it transforms into UUIDs.
+pub(crate) const ORIGINAL_RESOURCE_ID_CHARS: u32 = 289;
+
+/// One change to the schema.
+pub(crate) enum Step {
+    /// Creates a table and its indexes unless they exist.
+    Create(TableDef),
+    /// Changes the type of an existing column, keeping its rows.
+    Alter {
+        table: &'static str,
+        column: ColumnDef,
+    },
+}
+
+impl Step {
+    /// The statements carrying the step out, in order.
+    pub(crate) fn statements(&self, d: Dialect) -> Vec<String> {
+        match self {
+            Step::Create(table) => d.create_table(table),
+            Step::Alter { table, column } => d.alter_type(table, column).into_iter().collect(),
+        }
+    }
+}
 
 fn fk(cols: &[&str], table: &str, refs: &[&str], on_delete: Option<&'static str>) -> ForeignKey {
     ForeignKey {
@@ -37,7 +63,7 @@ fn resource_columns() -> Vec<crate::dialect::ColumnDef> {
     ]
 }
 
-fn v1() -> Vec<TableDef> {
+fn v1() -> Vec<Step> {
     let archive_policy = TableDef {
         name: "archive_policy".into(),
         columns: vec![
@@ -135,7 +161,7 @@ fn v1() -> Vec<TableDef> {
         ],
         ..Default::default()
     };
-    vec![
+    [
         archive_policy,
         rule,
         resource_type,
@@ -143,12 +169,15 @@ fn v1() -> Vec<TableDef> {
         history,
         metric,
     ]
+    .into_iter()
+    .map(Step::Create)
+    .collect()
 }
 
 /// Settings every process sharing the index must agree on (the sack count), so that
 /// they live with the index rather than in each process's flags.
-fn v2() -> Vec<TableDef> {
-    vec![TableDef {
+fn v2() -> Vec<Step> {
+    vec![Step::Create(TableDef {
         name: "index_setting".into(),
         columns: vec![
             col("name", T::Varchar(64), false),
@@ -156,5 +185,20 @@ fn v2() -> Vec<TableDef> {
         ],
         primary_key: strs(&["name"]),
         ..Default::default()
-    }]
+    })]
+}
+
+/// Original resource ids up to Gnocchi's 289 characters (v1 held 255).
+fn v3() -> Vec<Step> {
+    ["resource", "resource_history"]
+        .into_iter()
+        .map(|table| Step::Alter {
+            table,
+            column: col(
+                "original_resource_id",
+                T::Varchar(ORIGINAL_RESOURCE_ID_CHARS),
+                false,
+            ),
+        })
+        .collect()
 }

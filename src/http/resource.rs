@@ -354,26 +354,13 @@ pub(super) fn list_response(
         url,
         query,
         resources.len(),
-        resources.last().map(|last| marker(last, history)),
+        resources.last().map(|last| last.marker(history)),
     );
     response
 }
 
-/// The marker designating a row: its id, with `@revision` in history
-/// listings, where Gnocchi numbers the current revision -1.
-fn marker(resource: &Resource, history: bool) -> String {
-    match (history, resource.revision) {
-        (true, None) => format!("{}@{CURRENT_REVISION}", resource.id),
-        _ => resource.marker(),
-    }
-}
-
-/// How Gnocchi designates the current revision in history markers.
-const CURRENT_REVISION: i64 = -1;
-
 /// Reads the listing parameters: `details` and `history` (from the query or,
-/// as Gnocchi allows, from parameters of the `Accept` header) and the page,
-/// whose marker may name the current revision Gnocchi's way.
+/// as Gnocchi allows, from parameters of the `Accept` header) and the page.
 pub(super) fn listing_options(
     state: &AppState,
     headers: &HeaderMap,
@@ -381,12 +368,7 @@ pub(super) fn listing_options(
 ) -> Result<(bool, bool, Page), ApiError> {
     let details = accept_flag(headers, query, "details")?;
     let history = accept_flag(headers, query, "history")?;
-    let mut page = query.pagination(state.config.max_limit, &[])?;
-    if let Some(marker) = &page.pagination.marker {
-        if let Some(id) = marker.strip_suffix(&format!("@{CURRENT_REVISION}")) {
-            page.pagination.marker = Some(id.to_owned());
-        }
-    }
+    let page = query.pagination(state.config.max_limit, &[])?;
     Ok((details, history, page))
 }
 

@@ -188,6 +188,10 @@ fn pagination_with_markers_and_multi_key_sort() {
     let first = "00000000-0000-0000-0000-000000000000";
     let refused = [
         (
+            "/v1/resource/generic?limit=abc".to_owned(),
+            "expected int for dictionary value @ data['limit']",
+        ),
+        (
             "/v1/resource/generic?sort=nope:asc".to_owned(),
             "Invalid pagination: `Sort key supplied is invalid: nope'",
         ),
@@ -206,6 +210,11 @@ fn pagination_with_markers_and_multi_key_sort() {
         (
             format!("/v1/resource/generic/{first}/history?marker={first}@7"),
             "Invalid pagination: `Invalid marker: ",
+        ),
+        // History rows need their revision, even the current one (`@-1`).
+        (
+            format!("/v1/resource/generic/{first}/history?marker={first}"),
+            "Invalid pagination: `Invalid marker: `00000000-0000-0000-0000-000000000000''",
         ),
     ];
     for (path, words) in refused {
