@@ -306,16 +306,30 @@ async fn resolve_ids(
     caller: &Authenticated,
     ops: &Operations,
 ) -> Result<Vec<Resolved>, ApiError> {
+    // Every reference must be a UUID before any is looked up, as in Gnocchi.
+    let ids = ops
+        .refs
+        .iter()
+        .map(|reference| Uuid::parse_str(&reference.metric))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            ApiError::bad_request(json!({
+                "cause": "Invalid metric references",
+                "reason": "badly formed hexadecimal UUID string",
+                "detail": ops
+                    .refs
+                    .iter()
+                    .map(|r| json!([r.metric, r.aggregation]))
+                    .collect::<Vec<_>>(),
+            }))
+        })?;
     let mut found: Vec<Option<Arc<CachedMetric>>> = Vec::with_capacity(ops.refs.len());
     let mut missing: Vec<String> = Vec::new();
-    for reference in &ops.refs {
-        let entry = match Uuid::parse_str(&reference.metric) {
-            Ok(id) => match state.metrics.by_id(id).await {
-                Ok(entry) => Some(entry),
-                Err(LookupError::Indexer(IndexerError::NoSuchMetric(_))) => None,
-                Err(other) => return Err(lookup_error(other)),
-            },
-            Err(_) => None,
+    for (reference, id) in ops.refs.iter().zip(ids) {
+        let entry = match state.metrics.by_id(id).await {
+            Ok(entry) => Some(entry),
+            Err(LookupError::Indexer(IndexerError::NoSuchMetric(_))) => None,
+            Err(other) => return Err(lookup_error(other)),
         };
         if entry.is_none() && !missing.contains(&reference.metric) {
             missing.push(reference.metric.clone());

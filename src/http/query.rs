@@ -70,7 +70,7 @@ impl QueryParams {
             None => max_limit,
             Some(text) => {
                 let limit: i64 = text.trim().parse().map_err(|_| {
-                    argument_error(format!("invalid literal for int() with base 10: '{text}'"))
+                    argument_error("expected int for dictionary value @ data['limit']".to_owned())
                 })?;
                 if limit < 1 {
                     return Err(argument_error(

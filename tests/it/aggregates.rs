@@ -253,6 +253,21 @@ fn aggregates_errors_are_gnocchis() {
     assert_eq!(reply.json()["description"]["cause"], "Unknown metrics");
     assert_eq!(reply.json()["description"]["detail"], json!([unknown]));
 
+    // A reference that is not a UUID is refused before any lookup.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates",
+        &json!({"operations": ["metric", [a, "mean"], ["cpu.util", "max"]]}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let description = &reply.json()["description"];
+    assert_eq!(description["cause"], "Invalid metric references");
+    assert_eq!(
+        description["detail"],
+        json!([[a, "mean"], ["cpu.util", "max"]])
+    );
+
     let reply = send(
         &server,
         "POST",
