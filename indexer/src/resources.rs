@@ -46,7 +46,7 @@ pub fn resource_uuid(id: &str, creator: &str) -> Result<Uuid> {
 
 /// How a history listing numbers the current revision of a resource (old revisions
 /// count from 1).
-pub const CURRENT_REVISION: i64 = -1;
+pub(crate) const CURRENT_REVISION: i64 = -1;
 
 /// A resource (or one revision of it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,8 +93,7 @@ impl Resource {
     }
 
     /// The pagination marker designating this row: its id, or in a history listing
-    /// `id@revision`, where the current revision is numbered
-    /// [`CURRENT_REVISION`] as in Gnocchi.
+    /// `id@revision`, where the current revision is numbered -1 as in Gnocchi.
     pub fn marker(&self, history: bool) -> String {
         if history {
             format!("{}@{}", self.id, self.revision.unwrap_or(CURRENT_REVISION))

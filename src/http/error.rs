@@ -112,10 +112,10 @@ impl ApiError {
             Value::String(text) => text.clone(),
             other => other.to_string(),
         };
-        // WebOb puts its explanation before the detail of a 404.
-        const NOT_FOUND: &str = "The resource could not be found.";
-        if self.status == StatusCode::NOT_FOUND && description != NOT_FOUND {
-            description = format!("{NOT_FOUND}\n\n{description}");
+        if let Some(explanation) = explanation(self.status) {
+            if description != explanation {
+                description = format!("{explanation}\n\n{description}");
+            }
         }
         let body = format!(
             "{} {}\n\n{}\n\n",
@@ -130,6 +130,21 @@ impl ApiError {
         )
             .into_response()
     }
+}
+
+/// The sentence WebOb puts before the detail of its error pages.
+fn explanation(status: StatusCode) -> Option<&'static str> {
+    Some(match status {
+        StatusCode::BAD_REQUEST => {
+            "The server could not comply with the request since it is either malformed or otherwise incorrect."
+        }
+        StatusCode::FORBIDDEN => "Access was denied to this resource.",
+        StatusCode::NOT_FOUND => "The resource could not be found.",
+        StatusCode::CONFLICT => "There was a conflict when trying to complete your request.",
+        StatusCode::PRECONDITION_FAILED => "Request precondition failed.",
+        StatusCode::PAYLOAD_TOO_LARGE => "The body of your request was too large for this server.",
+        _ => return None,
+    })
 }
 
 impl IntoResponse for ApiError {
@@ -302,14 +317,35 @@ mod tests {
         );
     }
 
-    #[test]
-    fn plain_page_carries_the_description() {
-        let error = ApiError::not_found("Metric foo does not exist");
+    async fn plain_body(error: ApiError) -> String {
         let response = error.plain();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             HeaderValue::from_static("text/plain; charset=UTF-8")
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn plain_page_carries_explanation_and_description() {
+        assert_eq!(
+            plain_body(ApiError::not_found("Metric foo does not exist")).await,
+            "404 Not Found\n\nThe resource could not be found.\n\nMetric foo does not exist\n\n"
+        );
+        let body = plain_body(ApiError::bad_request("Invalid input")).await;
+        assert!(
+            body.starts_with("400 Bad Request\n\nThe server could not comply"),
+            "{body}"
+        );
+        assert!(body.ends_with("incorrect.\n\nInvalid input\n\n"), "{body}");
+        // Statuses WebOb has no sentence for carry the description alone.
+        let error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, json!("Method Not Allowed"));
+        assert_eq!(
+            plain_body(error).await,
+            "405 Method Not Allowed\n\nMethod Not Allowed\n\n"
         );
     }
 }
