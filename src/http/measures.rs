@@ -287,9 +287,9 @@ async fn get(
             }
             Some(match text.parse::<CalendarGrouping>() {
                 Ok(grouping) => Resample::Calendar(grouping),
+                // Gnocchi answers these with the bare reason, not an argument error.
                 Err(_) => Resample::Every(
-                    parse_timespan(text)
-                        .map_err(|err| argument_error(err.to_string(), "resample"))?,
+                    parse_timespan(text).map_err(|err| ApiError::bad_request(err.to_string()))?,
                 ),
             })
         }

@@ -1110,3 +1110,27 @@ fn measures_by_name_say_what_is_missing() {
         reply.body
     );
 }
+
+#[test]
+fn bad_resample_is_refused_in_gnocchis_words() {
+    let server = TestServer::spawn(&[]);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/metric",
+        FOOBAR,
+        &json!({"archive_policy_name": "low"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    for (resample, reason) in [
+        ("abc", "Unable to parse timespan"),
+        ("0", "Timespan must be positive"),
+        ("-1", "Timespan must be positive"),
+    ] {
+        let path = format!("/v1/metric/{id}/measures?granularity=300&resample={resample}");
+        let reply = send(&server, "GET", &path, FOOBAR, &Value::Null);
+        assert_eq!(reply.status, 400, "{path}");
+        assert_eq!(reply.json()["description"], json!(reason), "{path}");
+    }
+}
