@@ -66,6 +66,17 @@ impl QueryParams {
         max_limit: u32,
         default_sort: &[&str],
     ) -> Result<Page, ApiError> {
+        // Gnocchi's schema sees a repeated parameter as a list, and refuses it.
+        if self.all("limit").nth(1).is_some() {
+            return Err(argument_error(
+                "expected int for dictionary value @ data['limit']".to_owned(),
+            ));
+        }
+        if self.all("marker").nth(1).is_some() {
+            return Err(argument_error(
+                "expected str for dictionary value @ data['marker']".to_owned(),
+            ));
+        }
         let limit = match self.get("limit") {
             None => max_limit,
             Some(text) => {

@@ -192,6 +192,14 @@ fn pagination_with_markers_and_multi_key_sort() {
             "expected int for dictionary value @ data['limit']",
         ),
         (
+            "/v1/resource/generic?limit=2&limit=3".to_owned(),
+            "expected int for dictionary value @ data['limit']",
+        ),
+        (
+            format!("/v1/resource/generic?marker={first}&marker={first}"),
+            "expected str for dictionary value @ data['marker']",
+        ),
+        (
             "/v1/resource/generic?sort=nope:asc".to_owned(),
             "Invalid pagination: `Sort key supplied is invalid: nope'",
         ),
