@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use carbonara::aggregated::AggregatedSeries;
@@ -926,7 +926,17 @@ async fn search_aggregates(
             ))
         }
     };
-    let resource_type = resource_type(state, &type_name).await?;
+    let resource_type =
+        resource_type(state, &type_name)
+            .await
+            .map_err(|err| match err.status() {
+                // Gnocchi's aggregates call it bad input, not a missing resource.
+                StatusCode::NOT_FOUND => ApiError::bad_request(json!({
+                    "cause": "Resource type does not exist",
+                    "detail": type_name,
+                })),
+                _ => err,
+            })?;
     let asked = match fields.get("search") {
         Some(search) => search_filter(search)?,
         None => None,
@@ -948,11 +958,7 @@ async fn search_aggregates(
     };
     if groupby.is_empty() {
         let Some(out) = search_group(state, &ops, &members, params, options).await? else {
-            let names: Vec<&str> = ops.refs.iter().map(|r| r.metric.as_str()).collect();
-            return Err(ApiError::not_found(format!(
-                "Metric {} does not exist",
-                names.join(", ")
-            )));
+            return Err(no_metric_found(&ops));
         };
         let mut body = Vec::with_capacity(256);
         write_search_result(&mut body, &out, params.details, options.fill)?;
@@ -975,8 +981,24 @@ async fn search_aggregates(
         write_search_result(&mut body, &out, params.details, options.fill)?;
         body.push(b'}');
     }
+    if first {
+        return Err(no_metric_found(&ops));
+    }
     body.push(b']');
     Ok(json_response(body))
+}
+
+/// Gnocchi's 404 when no selected resource has the named metrics: the names
+/// as a Python list.
+fn no_metric_found(ops: &Operations) -> ApiError {
+    let mut names: Vec<String> = Vec::new();
+    for reference in &ops.refs {
+        let quoted = format!("'{}'", reference.metric);
+        if !names.contains(&quoted) {
+            names.push(quoted);
+        }
+    }
+    ApiError::not_found(format!("Metric [{}] does not exist", names.join(", ")))
 }
 
 /// The revisions that were current at some time in `[start, stop)`, each

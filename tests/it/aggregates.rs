@@ -253,6 +253,33 @@ fn aggregates_errors_are_gnocchis() {
     assert_eq!(reply.json()["description"]["cause"], "Unknown metrics");
     assert_eq!(reply.json()["description"]["detail"], json!([unknown]));
 
+    // Resource searches: an unknown type is bad input; no metric found is a 404
+    // naming the metrics as Gnocchi does, grouped or not.
+    let search = |resource_type: &str, groupby: &str| {
+        let path = format!("/v1/aggregates?granularity=1{groupby}");
+        let body = json!({
+            "resource_type": resource_type,
+            "search": {"=": {"id": unknown}},
+            "operations": "(aggregate mean (metric cpu.util mean))",
+        });
+        send(&server, "POST", &path, &body)
+    };
+    let reply = search("nope", "");
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"],
+        json!({"cause": "Resource type does not exist", "detail": "nope"})
+    );
+    for groupby in ["", "&groupby=project_id"] {
+        let reply = search("generic", groupby);
+        assert_eq!(reply.status, 404, "{groupby}: {}", reply.body);
+        assert_eq!(
+            reply.json()["description"],
+            json!("Metric ['cpu.util'] does not exist"),
+            "{groupby}"
+        );
+    }
+
     // A reference that is not a UUID is refused before any lookup.
     let reply = send(
         &server,
