@@ -36,8 +36,7 @@ pub fn resource_uuid(id: &str, creator: &str) -> Result<Uuid> {
     let max = crate::schema::ORIGINAL_RESOURCE_ID_CHARS;
     if id.chars().count() > max as usize {
         return Err(IndexerError::InvalidResourceId(format!(
-            "transformable resource id >{max} max allowed characters \
-             for dictionary value @ data['id']"
+            "transformable resource id >{max} max allowed characters"
         )));
     }
     let name = format!("{id}\u{0}{creator}");

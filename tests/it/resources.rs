@@ -1142,3 +1142,30 @@ fn bad_resample_is_refused_in_gnocchis_words() {
         assert_eq!(reply.json()["description"], json!(reason), "{path}");
     }
 }
+
+#[test]
+fn resource_ids_up_to_289_characters() {
+    let server = TestServer::spawn(&[]);
+    let longest = "x".repeat(289);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        FOOBAR,
+        &json!({"id": longest}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["original_resource_id"], json!(longest));
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        FOOBAR,
+        &json!({"id": "x".repeat(290)}),
+    );
+    assert_eq!(reply.status, 400);
+    let words = "transformable resource id >289 max allowed characters \
+                 for dictionary value @ data['id']";
+    assert!(reply.body.contains(words), "{}", reply.body);
+    assert_eq!(reply.body.matches("for dictionary value").count(), 1);
+}
