@@ -38,14 +38,10 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, description)
     }
 
-    /// No usable credentials (Gnocchi's wording, from WebOb).
+    /// No usable credentials: as Gnocchi, no detail (WebOb's sentence on a
+    /// plain page).
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "The server could not verify that you are authorized to access the document you \
-             requested. Either you supplied the wrong credentials (e.g., bad password), or your \
-             browser does not understand how to supply the credentials required.",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "")
     }
 
     /// `405` naming the methods the path does take, as Pecan answers it.
@@ -63,15 +59,14 @@ impl ApiError {
 
     /// The body is not JSON.
     pub fn unsupported_media_type() -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "The server does not support the media type transmitted in the request.",
-        )
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "")
     }
 
     /// The policy refused the action.
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "Access was denied to this resource.")
+        // Gnocchi aborts with no detail: an empty description in JSON, and
+        // only WebOb's sentence on a plain page.
+        Self::new(StatusCode::FORBIDDEN, "")
     }
 
     /// A failure that is ours, not the client's: logged with its cause, shown
@@ -113,7 +108,9 @@ impl ApiError {
             other => other.to_string(),
         };
         if let Some(explanation) = explanation(self.status) {
-            if description != explanation {
+            if description.is_empty() {
+                description = explanation.to_owned();
+            } else if description != explanation {
                 description = format!("{explanation}\n\n{description}");
             }
         }
@@ -135,6 +132,14 @@ impl ApiError {
 /// The sentence WebOb puts before the detail of its error pages.
 fn explanation(status: StatusCode) -> Option<&'static str> {
     Some(match status {
+        StatusCode::UNAUTHORIZED => {
+            "This server could not verify that you are authorized to access the document you \
+             requested. Either you supplied the wrong credentials (e.g., bad password), or your \
+             browser does not understand how to supply the credentials required."
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "The server does not support the media type transmitted in the request."
+        }
         StatusCode::BAD_REQUEST => {
             "The server could not comply with the request since it is either malformed or otherwise incorrect."
         }
@@ -341,6 +346,12 @@ mod tests {
             "{body}"
         );
         assert!(body.ends_with("incorrect.\n\nInvalid input\n\n"), "{body}");
+        // A 403 has no detail: an empty description, the sentence alone.
+        assert_eq!(ApiError::forbidden().description, json!(""));
+        assert_eq!(
+            plain_body(ApiError::forbidden()).await,
+            "403 Forbidden\n\nAccess was denied to this resource.\n\n"
+        );
         // Statuses WebOb has no sentence for carry the description alone.
         let error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, json!("Method Not Allowed"));
         assert_eq!(
