@@ -19,9 +19,10 @@
 //! MySQL index ([`SearchCache::disabled`]) every request searches.
 //!
 //! Results that depend on the clock are never cached: a filter naming a time
-//! attribute (`started_at`, `ended_at`, `revision_start`, `revision_end`,
-//! `lifespan`, or a `datetime` attribute of the type) may compare against
-//! "now" or a relative time, and would go stale without any write.
+//! attribute (`started_at`, `ended_at`, `revision_start`, `revision_end`, or
+//! a `datetime` attribute of the type) may compare against "now" or a
+//! relative time, and would go stale without any write. (`lifespan` compares
+//! a duration, and open resources have none.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -31,13 +32,7 @@ use indexer::{AttributeSchema, AttributeType, Filter, Resource, ResourceType};
 use quick_cache::sync::Cache;
 
 /// Generic columns whose comparisons may depend on the time of the request.
-const TIME_COLUMNS: [&str; 5] = [
-    "started_at",
-    "ended_at",
-    "revision_start",
-    "revision_end",
-    "lifespan",
-];
+const TIME_COLUMNS: [&str; 4] = ["started_at", "ended_at", "revision_start", "revision_end"];
 
 #[derive(Debug, Clone)]
 struct Stamped<T> {

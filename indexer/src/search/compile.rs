@@ -252,18 +252,15 @@ fn compile_into(
         Filter::Compare { op, attr, value } => {
             let Some(col) = cols.map.get(attr.as_str()) else {
                 return Err(IndexerError::query(
-                    format!(
-                        "Resource type {} does not have attribute {attr}",
-                        cols.type_name
-                    ),
+                    format!("Resource type {} has no {attr} attribute", cols.type_name),
                     Some(attr),
                 ));
             };
             let expr = if col.kind == ColKind::Lifespan {
-                // Open resources live until now.
+                // As in Gnocchi, an open resource has no lifespan (NULL): it
+                // matches `lifespan = null` and no comparison.
                 let a = &col.expr;
-                Sql::new(format!("(COALESCE({a}.ended_at, ?) - {a}.started_at)"))
-                    .arg(time::now_us())
+                Sql::new(format!("({a}.ended_at - {a}.started_at)"))
             } else {
                 Sql::new(col.expr.clone())
             };

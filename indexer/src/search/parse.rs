@@ -86,6 +86,30 @@ fn json_value(v: &Value, path: &str) -> Result<FilterValue> {
     })
 }
 
+/// Gnocchi's schema maps searched ids as it maps created ones, so an id no
+/// resource could have is refused where it stands (`data['=']['id']`, or
+/// `data['in']['id'][0]` in a list).
+fn check_ids(value: &Value, at: &str) -> Result<()> {
+    let refuse = |id: &str, location: String| match crate::resources::resource_uuid(id, "") {
+        Err(IndexerError::InvalidResourceId(reason)) => Err(IndexerError::query(
+            format!("{reason}{location}"),
+            Some("id"),
+        )),
+        _ => Ok(()),
+    };
+    match value {
+        Value::String(id) => refuse(id, format!(" for dictionary value @ data{at}")),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| match item {
+                Value::String(id) => refuse(id, format!(" @ data{at}[{i}]")),
+                _ => Ok(()),
+            }),
+        _ => Ok(()),
+    }
+}
+
 /// Parses the JSON form. `{}` (match everything) gives `None`.
 pub fn parse_json(v: &Value) -> Result<Option<Filter>> {
     match v {
@@ -157,6 +181,9 @@ fn parse_json_node(v: &Value, path: &str) -> Result<Filter> {
                     format!("value must not be one of ['id'] @ data{at}"),
                     Some("id"),
                 ));
+            }
+            if attr == "id" {
+                check_ids(value, &at)?;
             }
             let value = match (op, value) {
                 (Op::In, Value::Array(items)) => {
