@@ -212,6 +212,14 @@ pub(crate) fn write_python_float<W: ?Sized + io::Write>(
     writer.write_all(&out[..len])
 }
 
+/// [`write_python_float`] as a `String`, for messages and links.
+pub(crate) fn python_float(value: f64) -> String {
+    let mut text = Vec::with_capacity(24);
+    // Writing to a Vec cannot fail, and the text is ASCII.
+    let _ = write_python_float(&mut text, value);
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 /// Rewrites ryu's shortest form (`1e22`, `1.5e-5`, `0.001`) in Python's layout.
 fn python_repr(shortest: &[u8], out: &mut [u8; 40]) -> usize {
     let (negative, text) = match shortest.split_first() {

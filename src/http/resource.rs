@@ -28,7 +28,7 @@ use super::extract::{Authenticated, BaseUrl};
 use super::json::Json;
 use super::metric::{metric_json, metric_target, MetricView};
 use super::openapi as doc;
-use super::query::{parse_bool, Page, QueryParams};
+use super::query::{parse_bool, unparsable_bool, Page, QueryParams};
 use super::validate::Invalid;
 use super::{created, path_segment, ApiError};
 use crate::app::AppState;
@@ -135,10 +135,7 @@ pub(super) fn read_json(
         .and_then(|v| v.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase());
     if !mime.is_some_and(|m| accepted.contains(&m.as_str())) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "The server does not support the media type transmitted in the request.",
-        ));
+        return Err(ApiError::unsupported_media_type());
     }
     serde_json::from_slice(body).map_err(|err| {
         let reason = if body.iter().all(u8::is_ascii_whitespace) {
@@ -222,24 +219,6 @@ pub(super) fn search_error(error: IndexerError) -> ApiError {
         }
     }
     error.into()
-}
-
-/// The query with Gnocchi's default sort made explicit when none is given,
-/// so that the `Link` of the next page repeats it as Gnocchi's does.
-pub(super) fn listing_query(raw: Option<&str>) -> QueryParams {
-    let query = QueryParams::parse(raw);
-    if query.all("sort").any(|sort| !sort.trim().is_empty()) {
-        return query;
-    }
-    let mut text = raw.unwrap_or("").to_owned();
-    for sort in DEFAULT_SORT {
-        if !text.is_empty() {
-            text.push('&');
-        }
-        text.push_str("sort=");
-        text.push_str(&sort.replace(':', "%3A"));
-    }
-    QueryParams::parse(Some(&text))
 }
 
 /// The `attrs` projection: every value of the parameter.
@@ -368,7 +347,7 @@ pub(super) fn listing_options(
 ) -> Result<(bool, bool, Page), ApiError> {
     let details = accept_flag(headers, query, "details")?;
     let history = accept_flag(headers, query, "history")?;
-    let page = query.pagination(state.config.max_limit, &[])?;
+    let page = query.pagination(state.config.max_limit, DEFAULT_SORT)?;
     Ok((details, history, page))
 }
 
@@ -387,13 +366,7 @@ fn accept_flag(headers: &HeaderMap, query: &QueryParams, name: &str) -> Result<b
         .map(|(_, value)| value.trim().trim_matches('"').to_owned());
     match given {
         None => query.flag(name),
-        Some(value) => parse_bool(&value).ok_or_else(|| {
-            ApiError::bad_request(json!({
-                "cause": "Argument value error",
-                "reason": format!("Unrecognized value '{value}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"),
-                "detail": "Accept header",
-            }))
-        }),
+        Some(value) => parse_bool(&value).ok_or_else(|| unparsable_bool("Accept header", &value)),
     }
 }
 
@@ -928,7 +901,7 @@ async fn list(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let query = listing_query(raw.as_deref());
+    let query = QueryParams::parse(raw.as_deref());
     state.indexer.get_resource_type(&type_name).await?;
     let policy = policy_filter(&state, &caller, "list resource", &type_name)?;
     search_page(
@@ -1048,7 +1021,7 @@ async fn history(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let query = listing_query(raw.as_deref());
+    let query = QueryParams::parse(raw.as_deref());
     let (details, _, page) = listing_options(&state, &headers, &query)?;
     let resource = authorized_resource(&state, &caller, &type_name, &id, "get resource").await?;
     let filter = Filter::eq("id", resource.id.to_string());
@@ -1063,9 +1036,10 @@ async fn history(
         .search_resources(&type_name, Some(&filter), &options)
         .await
         .map_err(search_error)?;
+    // Gnocchi's history takes no `attrs`: revisions come whole.
     Ok(list_response(
         &revisions,
-        &requested_attrs(&query),
+        &[],
         &page,
         &base.join(uri.path()),
         &query,
@@ -1268,16 +1242,5 @@ mod tests {
             attribute: None,
         });
         assert_eq!(error.status(), StatusCode::BAD_REQUEST);
-    }
-
-    #[test]
-    fn default_sort_is_made_explicit() {
-        let query = listing_query(Some("limit=1"));
-        assert_eq!(
-            query.all("sort").collect::<Vec<_>>(),
-            ["revision_start:asc", "started_at:asc"]
-        );
-        let query = listing_query(Some("sort=id:desc"));
-        assert_eq!(query.all("sort").collect::<Vec<_>>(), ["id:desc"]);
     }
 }

@@ -9,12 +9,14 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Authenticated, BaseUrl};
 use super::openapi as doc;
-use super::resource::{combine, listing_query, policy_filter, request_filter, search_page};
+use super::query::QueryParams;
+use super::resource::{combine, policy_filter, request_filter, search_page};
 use super::ApiError;
 use crate::app::AppState;
 
@@ -54,8 +56,13 @@ async fn search(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     state.indexer.get_resource_type(&type_name).await?;
-    let query = listing_query(uri.query());
+    let mut query = QueryParams::parse(uri.query());
     let asked = request_filter(&headers, &body, &query)?;
+    // Pecan merges a JSON object body into the request's parameters, so the
+    // next page's link repeats the filter as Gnocchi's does.
+    if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&body) {
+        query.fold_json_object(&object);
+    }
     let policy = policy_filter(&state, &caller, "search resource", &type_name)?;
     search_page(
         &state,
