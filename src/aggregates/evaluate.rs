@@ -97,7 +97,7 @@ pub struct Evaluated {
 /// What the granularity planning knows of one reference.
 #[derive(Debug, Clone, Copy)]
 pub struct RefGranularities<'a> {
-    /// The name shown in errors (metric id, or resource/metric).
+    /// The name shown in errors (metric id, or metric name in a resource).
     pub name: &'a str,
     pub aggregation: &'a str,
     /// The granularities the reference's policy stores, in nanoseconds.

@@ -13,7 +13,6 @@
 use serde_json::Value;
 
 use super::parse::BinaryOp;
-use super::AggregatesError;
 
 /// A parsed measure query.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,62 +31,27 @@ pub enum MeasureQuery {
     Logical { all: bool, nodes: Vec<MeasureQuery> },
 }
 
+/// Why a metric search's query is refused, in Gnocchi's words.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// The query does not match Gnocchi's schema: voluptuous's message and
+    /// where in the query it failed (keys, and list indices as text).
+    #[error("{message}")]
+    Schema { message: String, path: Vec<String> },
+    /// The schema lets `not` through, but nothing evaluates it.
+    #[error("Unknown operator {0}")]
+    UnknownOperator(String),
+}
+
 impl MeasureQuery {
-    /// Parses the JSON body of a metric search.
-    pub fn parse(tree: &Value) -> Result<MeasureQuery, AggregatesError> {
-        let invalid = |reason: String| AggregatesError::InvalidInput(reason);
-        let Value::Object(map) = tree else {
-            return Ok(MeasureQuery::Constant(constant(tree)));
-        };
-        let mut entries = map.iter();
-        let (Some((operator, nodes)), None) = (entries.next(), entries.next()) else {
-            return Err(invalid(format!(
-                "A query takes exactly one operator, {} given",
-                map.len()
-            )));
-        };
-        match operator.as_str() {
-            "and" | "∧" | "or" | "∨" => {
-                let Value::Array(items) = nodes else {
-                    return Err(invalid(format!("Operator {operator} takes a list")));
-                };
-                Ok(MeasureQuery::Logical {
-                    all: matches!(operator.as_str(), "and" | "∧"),
-                    nodes: items
-                        .iter()
-                        .map(MeasureQuery::parse)
-                        .collect::<Result<_, _>>()?,
-                })
-            }
-            name => {
-                // The operators of `/v1/aggregates`, less its clipping functions.
-                let op = BinaryOp::parse(name)
-                    .filter(|op| !matches!(op, BinaryOp::ClipMin | BinaryOp::ClipMax))
-                    .ok_or_else(|| invalid(format!("Unknown operator {name}")))?;
-                match nodes {
-                    Value::Array(items) if items.len() == 2 => Ok(MeasureQuery::Binary {
-                        op,
-                        left: Box::new(MeasureQuery::parse(&items[0])?),
-                        right: Box::new(MeasureQuery::parse(&items[1])?),
-                    }),
-                    Value::Array(items) => Err(invalid(format!(
-                        "Binary operator {name} needs 2 arguments, {} given",
-                        items.len()
-                    ))),
-                    Value::Number(n) => Ok(MeasureQuery::WithValue {
-                        op,
-                        operand: n.as_f64().unwrap_or(f64::NAN),
-                    }),
-                    Value::Bool(b) => Ok(MeasureQuery::WithValue {
-                        op,
-                        operand: f64::from(u8::from(*b)),
-                    }),
-                    _ => Err(invalid(format!(
-                        "Operator {name} takes a number or a list of two operands"
-                    ))),
-                }
-            }
-        }
+    /// Parses the JSON body of a metric search: checked against Gnocchi's
+    /// schema first, so that errors read as Gnocchi's do.
+    pub fn parse(tree: &Value) -> Result<MeasureQuery, QueryError> {
+        schema::query(tree, &mut Vec::new()).map_err(|invalid| QueryError::Schema {
+            message: invalid.message(),
+            path: invalid.path,
+        })?;
+        build(tree)
     }
 
     /// The query's value for one measure.
@@ -116,6 +80,227 @@ impl MeasureQuery {
     /// Whether a measure of `value` matches.
     pub fn matches(&self, value: f64) -> bool {
         truthy(self.eval(value))
+    }
+}
+
+/// The evaluator of a query the schema accepted.
+fn build(tree: &Value) -> Result<MeasureQuery, QueryError> {
+    let Some((operator, nodes)) = tree.as_object().and_then(|map| map.iter().next()) else {
+        return Ok(MeasureQuery::Constant(constant(tree)));
+    };
+    if let Some(all) = match operator.as_str() {
+        "and" | "∧" => Some(true),
+        "or" | "∨" => Some(false),
+        _ => None,
+    } {
+        let items = nodes.as_array().map(Vec::as_slice).unwrap_or_default();
+        return Ok(MeasureQuery::Logical {
+            all,
+            nodes: items.iter().map(build).collect::<Result<_, _>>()?,
+        });
+    }
+    // The schema let only its operators through, and `not`.
+    let op = Some(operator.as_str())
+        .filter(|name| schema::BINARY.contains(name))
+        .and_then(BinaryOp::parse)
+        .ok_or_else(|| QueryError::UnknownOperator(operator.clone()))?;
+    Ok(match nodes.as_array().map(Vec::as_slice) {
+        Some([left, right]) => MeasureQuery::Binary {
+            op,
+            left: Box::new(build(left)?),
+            right: Box::new(build(right)?),
+        },
+        _ => MeasureQuery::WithValue {
+            op,
+            operand: constant(nodes),
+        },
+    })
+}
+
+/// Gnocchi's voluptuous schema for the query, error for error:
+///
+/// ```text
+/// operation = All(Length(1, 1), {Any(<binary operators>):
+///                 Any(float, int, All([float, int, Any(operation)], Length(2, 2)))})
+/// query     = Any(operation,
+///                 All(Length(1, 1), {Any("and", "∨", "or", "∧", "not"): [query]}))
+/// ```
+///
+/// Where alternatives all fail, voluptuous reports the error that went
+/// deepest, the first of them on a tie; a list reports its first bad item,
+/// unless an item failed deeper than itself, which stops the list at once.
+mod schema {
+    use super::Value;
+
+    /// The operators of the `operation` schema (those of `/v1/aggregates`
+    /// less its clipping functions).
+    pub(super) const BINARY: [&str; 31] = [
+        "=", "==", "eq", "<", "lt", ">", "gt", "<=", "≤", "le", ">=", "≥", "ge", "!=", "≠", "ne",
+        "%", "mod", "+", "add", "-", "sub", "*", "×", "mul", "/", "÷", "div", "**", "^", "pow",
+    ];
+    const LOGICAL: [&str; 5] = ["and", "∨", "or", "∧", "not"];
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub(super) struct Invalid {
+        text: &'static str,
+        pub(super) path: Vec<String>,
+        /// Raised by the value of the key the path ends with (voluptuous
+        /// then says "… for dictionary value").
+        of_value: bool,
+    }
+
+    impl Invalid {
+        fn at(text: &'static str, path: &[String]) -> Self {
+            Self {
+                text,
+                path: path.to_vec(),
+                of_value: false,
+            }
+        }
+
+        pub(super) fn message(&self) -> String {
+            if self.of_value {
+                format!("{} for dictionary value", self.text)
+            } else {
+                self.text.to_owned()
+            }
+        }
+    }
+
+    type Checked = Result<(), Invalid>;
+
+    /// `Any(a, b)`: the deeper error, the first on a tie.
+    fn deeper(a: Invalid, b: Invalid) -> Invalid {
+        if b.path.len() > a.path.len() {
+            b
+        } else {
+            a
+        }
+    }
+
+    pub(super) fn query(node: &Value, path: &mut Vec<String>) -> Checked {
+        let Err(first) = operation(node, path) else {
+            return Ok(());
+        };
+        let Err(second) = logical(node, path) else {
+            return Ok(());
+        };
+        Err(deeper(first, second))
+    }
+
+    /// `All(Length(min=1, max=1), dict)`: the one key and its value.
+    fn single<'a>(node: &'a Value, path: &[String]) -> Result<(&'a String, &'a Value), Invalid> {
+        let len = match node {
+            Value::String(text) => text.chars().count(),
+            Value::Array(items) => items.len(),
+            Value::Object(map) => map.len(),
+            _ => return Err(Invalid::at("invalid value or type", path)),
+        };
+        if len < 1 {
+            return Err(Invalid::at("length of value must be at least 1", path));
+        }
+        if len > 1 {
+            return Err(Invalid::at("length of value must be at most 1", path));
+        }
+        node.as_object()
+            .and_then(|map| map.iter().next())
+            .ok_or_else(|| Invalid::at("expected a dictionary", path))
+    }
+
+    /// Checks the value of `key` (just pushed on `path`), marking an error
+    /// raised at the key itself as the dictionary value's.
+    fn value_of(
+        path: &mut Vec<String>,
+        check: impl FnOnce(&mut Vec<String>) -> Checked,
+    ) -> Checked {
+        let depth = path.len();
+        let result = check(path).map_err(|mut invalid| {
+            invalid.of_value |= invalid.path.len() <= depth;
+            invalid
+        });
+        path.pop();
+        result
+    }
+
+    fn operation(node: &Value, path: &mut Vec<String>) -> Checked {
+        let (key, value) = single(node, path)?;
+        path.push(key.clone());
+        if !BINARY.contains(&key.as_str()) {
+            let invalid = Invalid::at("not a valid value", path);
+            path.pop();
+            return Err(invalid);
+        }
+        value_of(path, |path| operand(value, path))
+    }
+
+    /// `Any(float, int, All([float, int, Any(operation)], Length(2, 2)))`.
+    fn operand(value: &Value, path: &mut Vec<String>) -> Checked {
+        if matches!(value, Value::Number(_) | Value::Bool(_)) {
+            return Ok(());
+        }
+        let as_number = Invalid::at("expected float", path);
+        let Err(as_pair) = pair(value, path) else {
+            return Ok(());
+        };
+        Err(deeper(as_number, as_pair))
+    }
+
+    fn pair(value: &Value, path: &mut Vec<String>) -> Checked {
+        let Value::Array(items) = value else {
+            return Err(Invalid::at("expected a list", path));
+        };
+        items_each(items, path, |item, path| {
+            if matches!(item, Value::Number(_) | Value::Bool(_)) {
+                Ok(())
+            } else {
+                operation(item, path)
+            }
+        })?;
+        match items.len() {
+            0 | 1 => Err(Invalid::at("length of value must be at least 2", path)),
+            2 => Ok(()),
+            _ => Err(Invalid::at("length of value must be at most 2", path)),
+        }
+    }
+
+    fn logical(node: &Value, path: &mut Vec<String>) -> Checked {
+        let (key, value) = single(node, path)?;
+        path.push(key.clone());
+        if !LOGICAL.contains(&key.as_str()) {
+            let invalid = Invalid::at("not a valid value", path);
+            path.pop();
+            return Err(invalid);
+        }
+        value_of(path, |path| {
+            let Value::Array(items) = value else {
+                return Err(Invalid::at("expected a list", path));
+            };
+            items_each(items, path, query)
+        })
+    }
+
+    /// A voluptuous list: the first item's error at its own depth, unless an
+    /// item fails deeper, which is raised at once.
+    fn items_each(
+        items: &[Value],
+        path: &mut Vec<String>,
+        check: impl Fn(&Value, &mut Vec<String>) -> Checked,
+    ) -> Checked {
+        let mut first = None;
+        for (index, item) in items.iter().enumerate() {
+            path.push(index.to_string());
+            let depth = path.len();
+            let result = check(item, path);
+            path.pop();
+            match result {
+                Err(invalid) if invalid.path.len() > depth => return Err(invalid),
+                Err(invalid) => {
+                    first.get_or_insert(invalid);
+                }
+                Ok(()) => {}
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -185,17 +370,97 @@ mod tests {
     }
 
     #[test]
-    fn malformed_queries_are_rejected() {
-        let err = |q: Value| MeasureQuery::parse(&q).unwrap_err().to_string();
-        assert_eq!(err(json!({"foo": 1})), "Unknown operator foo");
+    fn malformed_queries_are_refused_as_gnocchis_schema_words_it() {
+        // Each answer is Gnocchi 4.7.1's, seen side by side.
+        let cases = [
+            (json!(12), "invalid value or type", vec![]),
+            (json!(null), "invalid value or type", vec![]),
+            (json!("a"), "expected a dictionary", vec![]),
+            (json!("ab"), "length of value must be at most 1", vec![]),
+            (json!([]), "length of value must be at least 1", vec![]),
+            (json!([1, 2]), "length of value must be at most 1", vec![]),
+            (json!([{"=": 12}]), "expected a dictionary", vec![]),
+            (json!({}), "length of value must be at least 1", vec![]),
+            (
+                json!({"=": 1, "<": 2}),
+                "length of value must be at most 1",
+                vec![],
+            ),
+            (json!({"foo": 12}), "not a valid value", vec!["foo"]),
+            (json!({"and": 1}), "not a valid value", vec!["and"]),
+            (
+                json!({"=": "x"}),
+                "expected float for dictionary value",
+                vec!["="],
+            ),
+            (
+                json!({"=": [1, 2, 3]}),
+                "expected float for dictionary value",
+                vec!["="],
+            ),
+            (
+                json!({"=": {"a": 1}}),
+                "expected float for dictionary value",
+                vec!["="],
+            ),
+            (
+                json!({"=": [{"foo": 1}, 2]}),
+                "not a valid value",
+                vec!["=", "0", "foo"],
+            ),
+            (
+                json!({"=": ["x", 2]}),
+                "expected a dictionary",
+                vec!["=", "0"],
+            ),
+            (
+                json!({"=": [null, 2]}),
+                "invalid value or type",
+                vec!["=", "0"],
+            ),
+            (
+                json!({"=": [{"+": 1, "-": 2}, 3]}),
+                "length of value must be at most 1",
+                vec!["=", "0"],
+            ),
+            (
+                json!({"and": [{"=": "x"}]}),
+                "expected float for dictionary value",
+                vec!["and", "0", "="],
+            ),
+            (
+                json!({"and": [1]}),
+                "invalid value or type",
+                vec!["and", "0"],
+            ),
+            (
+                json!({"and": [{"=": 12}, {"foo": 1}]}),
+                "not a valid value",
+                vec!["and", "1", "foo"],
+            ),
+            (
+                json!({"and": [{"=": 1}, {"or": [{"=": [1]}]}]}),
+                "expected float for dictionary value",
+                vec!["and", "1", "or", "0", "="],
+            ),
+        ];
+        for (query, message, path) in cases {
+            let expected = QueryError::Schema {
+                message: message.to_owned(),
+                path: path.into_iter().map(str::to_owned).collect(),
+            };
+            assert_eq!(MeasureQuery::parse(&query), Err(expected), "{query}");
+        }
+        // `not` passes the schema, but nothing evaluates it.
         assert_eq!(
-            err(json!({"=": [1, 2, 3]})),
-            "Binary operator = needs 2 arguments, 3 given"
+            MeasureQuery::parse(&json!({"not": [{"=": 1}]})),
+            Err(QueryError::UnknownOperator("not".to_owned()))
         );
+        // Booleans are ints to voluptuous; an empty `and` matches everything.
         assert_eq!(
-            err(json!({"=": 1, "<": 2})),
-            "A query takes exactly one operator, 2 given"
+            matching(json!({"=": [true, 2]}), &[1.0, 2.0]),
+            Vec::<f64>::new()
         );
-        assert_eq!(err(json!({"and": 1})), "Operator and takes a list");
+        assert_eq!(matching(json!({"and": []}), &[1.0, 2.0]), vec![1.0, 2.0]);
     }
 }

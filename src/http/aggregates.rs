@@ -29,19 +29,21 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{is_json, Authenticated};
-use super::json::{to_vec, write_python_float, MeasureRows};
+use super::json::{python_float, to_vec, MeasureRows};
 use super::measures::lookup_error;
 use super::metric::{metric_json, metric_target, MetricView};
 use super::openapi as doc;
-use super::query::QueryParams;
-use super::resource::{combine, policy_filter, request_filter, resource_json, search_error};
+use super::query::{parse_bool, QueryParams};
+use super::resource::{
+    combine, location, policy_filter, request_filter, resource_json, search_error,
+};
 use super::ApiError;
 use crate::aggregates::evaluate::{
     evaluate, plan_granularities, Block, Evaluated, Fill, Granularity, Input, Options,
     RefGranularities,
 };
 use crate::aggregates::history::{self, Window};
-use crate::aggregates::measure_query::MeasureQuery;
+use crate::aggregates::measure_query::{MeasureQuery, QueryError};
 use crate::aggregates::parse::{Node, Operations, RowAgg, Sampling};
 use crate::aggregates::search_cache::SearchKey;
 use crate::aggregates::AggregatesError;
@@ -100,6 +102,20 @@ fn domain_error(error: AggregatesError) -> ApiError {
             "reason": reason,
             "detail": detail,
         })),
+    }
+}
+
+/// A refused metric search query: the schema's "Invalid input", or
+/// Gnocchi's storage refusing an operator as text.
+fn query_error(error: QueryError) -> ApiError {
+    match error {
+        QueryError::Schema { message, path } if path.is_empty() => {
+            invalid_input(message, json!([]))
+        }
+        QueryError::Schema { message, path } => {
+            invalid_input(format!("{message} @ {}", location(&path)), json!(path))
+        }
+        other @ QueryError::UnknownOperator(_) => ApiError::bad_request(other.to_string()),
     }
 }
 
@@ -175,8 +191,17 @@ impl Params {
             needed_overlap,
             fill,
             details: query.flag("details")?,
-            refresh: query.flag("refresh")?,
+            // `/v1/aggregates` reads it leniently, as Gnocchi's does: anything
+            // but a true word is false (see `strict_refresh`).
+            refresh: query.get("refresh").and_then(parse_bool) == Some(true),
         })
+    }
+
+    /// The deprecated endpoints refuse a `refresh` that is not a boolean
+    /// word, as Gnocchi's `strtobool` does.
+    fn strict_refresh(mut self, query: &QueryParams) -> Result<Params, ApiError> {
+        self.refresh = query.flag("refresh")?;
+        Ok(self)
     }
 
     /// The evaluation options; `dropna` is the default fill of
@@ -204,6 +229,9 @@ struct Resolved {
     method: Method,
     /// `[metric id, aggregation]` or `[resource id, metric name, aggregation]`.
     path: Vec<String>,
+    /// The metric as the operations named it (its id, or the name or
+    /// pattern matched in each resource): errors name references by it.
+    named: String,
     /// With `use_history`, the windows of the revisions that put this
     /// metric in its group: their measures are read per window, scaled and
     /// summed (see [`history`]). Empty otherwise: the asked range, unscaled.
@@ -211,13 +239,10 @@ struct Resolved {
 }
 
 impl Resolved {
-    /// The reference as errors name it.
+    /// The reference as errors name it, Gnocchi's lookup key: `[metric id
+    /// or name as asked, aggregation]`.
     fn lookup_key(&self) -> Value {
-        if self.path.len() == 3 {
-            json!([format!("{}/{}", self.path[0], self.path[1]), self.path[2]])
-        } else {
-            json!([self.path[0], self.path[1]])
-        }
+        json!([self.named, self.path.last()])
     }
 }
 
@@ -271,8 +296,13 @@ async fn aggregates(
     };
     let ops = Operations::from_json(operations).map_err(domain_error)?;
     let options = params.options(true);
-    if fields.contains_key("search") || fields.contains_key("resource_type") {
+    // As in Gnocchi, the resource type alone selects the search form; a
+    // search without it is checked, then the references must be metric ids.
+    if fields.contains_key("resource_type") {
         return search_aggregates(&state, &caller, &query, &params, options, fields, ops).await;
+    }
+    if let Some(search) = fields.get("search") {
+        search_filter(search)?;
     }
     let resolved = resolve_ids(&state, &caller, &ops).await?;
     let evaluated = compute(&state, &resolved, &ops, &params, options).await?;
@@ -348,6 +378,7 @@ async fn resolve_ids(
             Ok(method) if entry.policy.aggregation_methods().contains(&method) => {
                 resolved.push(Resolved {
                     path: vec![entry.metric.id.to_string(), reference.aggregation.clone()],
+                    named: entry.metric.id.to_string(),
                     entry,
                     method,
                     windows: Vec::new(),
@@ -395,24 +426,20 @@ async fn compute(
                 .collect()
         })
         .collect();
-    let names: Vec<(String, &str)> = resolved
-        .iter()
-        .map(|r| {
-            let name = if r.path.len() == 3 {
-                format!("{}/{}", r.path[0], r.path[1])
-            } else {
-                r.path[0].clone()
-            };
-            (name, r.path[r.path.len() - 1].as_str())
-        })
-        .collect();
-    let plan_refs: Vec<RefGranularities<'_>> = names
+    // Granularity errors name the metric itself (its id, or its name in the
+    // resource) and the aggregation: the path's last two parts.
+    let plan_refs: Vec<RefGranularities<'_>> = resolved
         .iter()
         .zip(&granularities)
-        .map(|((name, aggregation), granularities)| RefGranularities {
-            name,
-            aggregation,
-            granularities,
+        .map(|(r, granularities)| {
+            let [.., name, aggregation] = r.path.as_slice() else {
+                unreachable!("a reference path ends with the metric and the aggregation")
+            };
+            RefGranularities {
+                name,
+                aggregation,
+                granularities,
+            }
         })
         .collect();
     let plan = plan_granularities(&plan_refs, params.granularity).map_err(domain_error)?;
@@ -763,6 +790,7 @@ async fn expand(
                         name.clone(),
                         reference.aggregation.clone(),
                     ],
+                    named: reference.metric.clone(),
                     windows: member.window.into_iter().collect(),
                 });
                 seen.insert(key, resolved.len() - 1);
@@ -918,8 +946,7 @@ async fn search_aggregates(
 ) -> Result<Response, ApiError> {
     let type_name = match fields.get("resource_type") {
         Some(Value::String(name)) => name.clone(),
-        None => "generic".to_owned(),
-        Some(_) => {
+        _ => {
             return Err(invalid_input(
                 "expected str for dictionary value @ data['resource_type']".to_owned(),
                 json!(["resource_type"]),
@@ -1221,23 +1248,13 @@ fn deprecated_params(query: &QueryParams, params: &Params) -> Result<Deprecated,
     })
 }
 
+/// Gnocchi's `AggregationDoesNotExist`, as a 404.
 fn aggregation_missing(method: &str, granularity: Option<i64>, metric: Option<Uuid>) -> ApiError {
-    ApiError::not_found(aggregation_missing_text(method, granularity, metric))
-}
-
-/// Gnocchi's `AggregationDoesNotExist` message.
-fn aggregation_missing_text(
-    method: &str,
-    granularity: Option<i64>,
-    metric: Option<Uuid>,
-) -> String {
-    let mut text = Vec::new();
-    let _ = write_python_float(&mut text, granularity.unwrap_or(0) as f64 / 1e9);
-    format!(
+    ApiError::not_found(format!(
         "Aggregation method '{method}' at granularity '{}' for metric {} does not exist",
-        String::from_utf8_lossy(&text),
+        python_float(granularity.unwrap_or(0) as f64 / 1e9),
         metric.map(|m| m.to_string()).unwrap_or_default()
-    )
+    ))
 }
 
 /// The deprecated operations: `(aggregate reagg ([resample agg s] (metric …)))`.
@@ -1321,7 +1338,7 @@ async fn deprecated_metrics(
     query: &QueryParams,
     ids: Vec<String>,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query)?;
+    let params = Params::parse(query)?.strict_refresh(query)?;
     let deprecated = deprecated_params(query, &params)?;
     let mut entries = Vec::with_capacity(ids.len());
     for id in &ids {
@@ -1364,6 +1381,7 @@ async fn deprecated_aggregate(
             entry: entry.clone(),
             method,
             path: vec![entry.metric.id.to_string(), deprecated.aggregation.clone()],
+            named: entry.metric.id.to_string(),
             windows: Vec::new(),
         })
         .collect();
@@ -1406,7 +1424,7 @@ async fn deprecated_resource(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(raw.as_deref());
-    let params = Params::parse(&query)?;
+    let params = Params::parse(&query)?.strict_refresh(&query)?;
     let resource_type = resource_type(&state, &type_name).await?;
     let deprecated = deprecated_params(&query, &params)?;
     let asked = request_filter(&headers, &body, &query)?;
@@ -1523,8 +1541,7 @@ async fn search_metric(
     if body.is_empty() {
         return Err(ApiError::bad_request("No query specified in body"));
     }
-    let predicate = MeasureQuery::parse(&json_body(&headers, &body)?)
-        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let predicate = MeasureQuery::parse(&json_body(&headers, &body)?).map_err(query_error)?;
     let time = |name: &str| {
         query
             .get(name)
@@ -1545,9 +1562,10 @@ async fn search_metric(
         .collect::<Result<_, _>>()?;
     asked.sort_unstable_by(|a, b| b.cmp(a));
     asked.dedup();
-    // Every metric must have every granularity with the method before any is
-    // read, as Gnocchi checks.
-    let mut plan: Vec<(&Arc<CachedMetric>, Method, Vec<i64>)> = Vec::with_capacity(entries.len());
+    // Every metric must have every granularity, then the method, before any
+    // is read, as Gnocchi checks.
+    let mut plan: Vec<(&Arc<CachedMetric>, Option<Method>, Vec<i64>)> =
+        Vec::with_capacity(entries.len());
     for entry in &entries {
         let stored: Vec<i64> = entry
             .policy
@@ -1566,19 +1584,28 @@ async fn search_metric(
             .parse::<Method>()
             .ok()
             .filter(|m| entry.policy.aggregation_methods().contains(m));
-        let missing = granularities.iter().find(|g| !stored.contains(g));
-        match (method, missing) {
-            (Some(method), None) => plan.push((entry, method, granularities)),
-            (_, missing) => {
-                let granularity = missing.or(granularities.first()).copied();
-                return Err(ApiError::bad_request(aggregation_missing_text(
-                    aggregation,
-                    granularity,
-                    Some(entry.metric.id),
-                )));
-            }
+        if let Some(&missing) = granularities.iter().find(|g| !stored.contains(g)) {
+            return Err(ApiError::bad_request(json!({
+                "cause": "Aggregation does not exist",
+                "detail": {
+                    "granularity": missing as f64 / 1e9,
+                    "aggregation_method": aggregation,
+                },
+            })));
         }
+        plan.push((entry, method, granularities));
     }
+    let plan = plan
+        .into_iter()
+        .map(|(entry, method, granularities)| match method {
+            Some(method) => Ok((entry, method, granularities)),
+            // What Gnocchi 4.7.1 answers for a method the policy lacks.
+            None => Err(ApiError::bad_request(json!({
+                "cause": "Metric does not exist",
+                "detail": {"metric": metric_json(&entry.metric, MetricView::Listed)?},
+            }))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(256);
     out.push(b'{');
     for (i, (entry, method, granularities)) in plan.into_iter().enumerate() {

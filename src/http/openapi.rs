@@ -389,7 +389,8 @@ pub(super) struct AggregatesRequest {
     #[schema(value_type = Object)]
     operations: Value,
     resource_type: Option<String>,
-    /// A filter object or string.
+    /// A filter object or string over `resource_type` (all its resources
+    /// when absent); without `resource_type` it is checked, not used.
     #[schema(value_type = Object)]
     search: Option<Value>,
 }

@@ -264,6 +264,22 @@ fn aggregates_errors_are_gnocchis() {
         });
         send(&server, "POST", &path, &body)
     };
+    // Without a resource type a search is only checked: names are not ids.
+    let body = json!({
+        "search": {"=": {"id": unknown}},
+        "operations": "(metric cpu.util mean)",
+    });
+    let reply = send(&server, "POST", "/v1/aggregates", &body);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"]["cause"],
+        "Invalid metric references"
+    );
+    let body = json!({"search": "id = = 5", "operations": ["metric", a, "mean"]});
+    let reply = send(&server, "POST", "/v1/aggregates", &body);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("Invalid filter"), "{}", reply.body);
+
     let reply = search("nope", "");
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(
@@ -432,6 +448,40 @@ fn aggregates_with_search_and_groupby() {
         &Value::Null,
     );
     assert_eq!(reply.status, 400, "{}", reply.body);
+
+    // Errors name the references as Gnocchi does: the metric name in the
+    // resource for a missing granularity, the name as asked otherwise.
+    let p1_cpu = json!({
+        "resource_type": "generic",
+        "search": {"=": {"project_id": p1}},
+        "operations": "(aggregate mean (metric cpu* mean))",
+    });
+    let reply = send(&server, "POST", "/v1/aggregates?granularity=5", &p1_cpu);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"],
+        json!({
+            "cause": "Metrics cannot be aggregated",
+            "reason": "Granularities are missing",
+            "detail": [["cpu.util", "mean", 5.0], ["cpu.util", "mean", 5.0]],
+        })
+    );
+    push(
+        &server,
+        &format!("/v1/resource/generic/{r1}/metric/cpu.util/measures"),
+        &[("2024-01-01T10:00:01", 2.0)],
+    );
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&needed_overlap=100&stop=2024-01-01T10:00:02&refresh=true",
+        &p1_cpu,
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"]["detail"],
+        json!([["cpu*", "mean"], ["cpu*", "mean"]])
+    );
 }
 
 #[test]
@@ -787,15 +837,34 @@ fn search_values_in_metrics() {
         assert_eq!(reply.status, 400, "{path}: {}", reply.body);
         reply.body
     };
-    let text = error(
-        format!("/v1/search/metric?metric_id={a}&granularity=1s&granularity=300"),
+    // What Gnocchi 4.7.1 answers: a missing granularity first, then a
+    // method the policy lacks (named "Metric does not exist" there).
+    let description = |path: String, body: Value| {
+        let reply = send(&server, "POST", &path, &body);
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        reply.json()["description"].clone()
+    };
+    assert_eq!(
+        description(
+            format!(
+                "/v1/search/metric?metric_id={a}&granularity=1s&granularity=300&aggregation=nope"
+            ),
+            json!({"=": 12}),
+        ),
+        json!({
+            "cause": "Aggregation does not exist",
+            "detail": {"granularity": 300.0, "aggregation_method": "nope"},
+        })
+    );
+    let refused = description(
+        format!("/v1/search/metric?metric_id={a}&aggregation=nope"),
         json!({"=": 12}),
     );
-    assert!(
-        text.contains(&format!(
-            "Aggregation method 'mean' at granularity '300.0' for metric {a} does not exist"
-        )),
-        "{text}"
+    assert_eq!(refused["cause"], "Metric does not exist");
+    assert_eq!(refused["detail"]["metric"]["id"], json!(a));
+    assert_eq!(
+        refused["detail"]["metric"]["archive_policy"]["name"],
+        json!("fine")
     );
     let text = error(
         format!("/v1/search/metric?metric_id={a}&start=foobar"),
@@ -807,17 +876,32 @@ fn search_values_in_metrics() {
         json!({"∧": [{"≥": 1000}]}),
     );
     assert!(text.contains("Invalid value for stop"), "{text}");
-    let text = error(
-        format!("/v1/search/metric?metric_id={a}"),
-        json!({"foo": 1}),
+    // The query is checked against Gnocchi's schema (every case is in the
+    // unit tests of `measure_query`).
+    assert_eq!(
+        description(
+            format!("/v1/search/metric?metric_id={a}"),
+            json!({"and": [{"=": 12}, {"foo": 1}]}),
+        ),
+        json!({
+            "cause": "Invalid input",
+            "reason": "not a valid value @ data['and'][1]['foo']",
+            "detail": ["and", "1", "foo"],
+        })
     );
-    assert!(text.contains("Unknown operator foo"), "{text}");
-    let text = error(
-        format!("/v1/search/metric?metric_id={a}"),
-        json!({"=": [1, 2, 3]}),
+    assert_eq!(
+        description(format!("/v1/search/metric?metric_id={a}"), json!([1, 2])),
+        json!({
+            "cause": "Invalid input",
+            "reason": "length of value must be at most 1",
+            "detail": [],
+        })
     );
-    assert!(
-        text.contains("Binary operator = needs 2 arguments, 3 given"),
-        "{text}"
+    assert_eq!(
+        description(
+            format!("/v1/search/metric?metric_id={a}"),
+            json!({"not": [{"=": 1}]}),
+        ),
+        json!("Unknown operator not")
     );
 }
