@@ -881,28 +881,27 @@ fn attribute(resource: &Resource, name: &str) -> Value {
     }
 }
 
-/// The `groupby` attributes, checked against the resource type.
+/// The `groupby` attributes, sorted; the first unknown to the resource
+/// type is the error, for each endpoint to word as its Gnocchi does.
 fn groupby_params(
     query: &QueryParams,
     resource_type: &ResourceType,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, String> {
+    // Gnocchi's `arg_to_list`: repeated parameters, never split on commas.
     let mut groupby: Vec<String> = query
         .all("groupby")
-        .flat_map(|g| g.split(','))
-        .map(|g| g.trim().to_owned())
         .filter(|g| !g.is_empty())
+        .map(str::to_owned)
         .collect();
     groupby.sort();
     groupby.dedup();
-    if let Some(bad) = groupby.iter().find(|g| {
+    match groupby.iter().find(|g| {
         !indexer::GENERIC_COLUMNS.contains(&g.as_str())
             && !resource_type.attributes.contains_key(*g)
     }) {
-        return Err(ApiError::bad_request(format!(
-            "Invalid groupby attribute: {bad}"
-        )));
+        Some(bad) => Err(bad.clone()),
+        None => Ok(groupby),
     }
-    Ok(groupby)
 }
 
 /// Groups resources by the values of `groupby`, in sorted group order.
@@ -968,7 +967,10 @@ async fn search_aggregates(
         Some(search) => search_filter(search)?,
         None => None,
     };
-    let groupby = groupby_params(query, &resource_type)?;
+    // Gnocchi sorts the resources by the groupby attributes, so a bad one
+    // is the indexer's refusal of a sort key.
+    let groupby = groupby_params(query, &resource_type)
+        .map_err(|bad| ApiError::bad_request(indexer::search::invalid_sort_key(&bad)))?;
     // As in Gnocchi, history only changes grouped answers.
     let history = query.flag("use_history")? && !groupby.is_empty();
     let resources = search_resources(state, caller, &resource_type, asked, history).await?;
@@ -1389,7 +1391,17 @@ async fn deprecated_aggregate(
         root: deprecated_operations(deprecated, method, resolved.len())?,
         refs: Vec::new(),
     };
-    let options = params.options(false);
+    let options = if resolved.len() == 1 {
+        // Gnocchi answers one metric with its own measures: nothing is
+        // aggregated, so neither overlap nor fill applies.
+        Options {
+            fill: Fill::Dropna,
+            needed_overlap: 0.0,
+            ..params.options(false)
+        }
+    } else {
+        params.options(false)
+    };
     let evaluated = compute(state, &resolved, &ops, params, options).await?;
     write_aggregated_rows(&mut out, &evaluated, options.fill.drops_nan());
     Ok(out)
@@ -1437,7 +1449,8 @@ async fn deprecated_resource(
             window: None,
         })
         .collect();
-    let groupby = groupby_params(&query, &resource_type)?;
+    let groupby = groupby_params(&query, &resource_type)
+        .map_err(|_| ApiError::bad_request("Invalid groupby attribute"))?;
     let entries_of = |members: &[Member<'_>]| {
         let ids: Vec<Uuid> = members
             .iter()
@@ -1472,10 +1485,8 @@ async fn deprecated_resource(
     out.push(b'[');
     let mut first = true;
     for (group, members) in group_resources(&members, &groupby) {
+        // A group without the metric still answers, with no measures.
         let entries = load(entries_of(&members)).await?;
-        if entries.is_empty() {
-            continue;
-        }
         let rows = deprecated_aggregate(&state, &entries, &deprecated, &params).await?;
         if !first {
             out.extend_from_slice(b", ");

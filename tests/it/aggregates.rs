@@ -448,6 +448,38 @@ fn aggregates_with_search_and_groupby() {
         &Value::Null,
     );
     assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["description"], "Invalid groupby attribute");
+    // A group whose resources lack the metric answers with no measures.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource/generic",
+        &json!({"id": "aaaaaaaa-0000-0000-0000-000000000004", "project_id": "p3"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregation/resource/generic/metric/cpu.util?granularity=1&groupby=project_id",
+        &json!({"=": {"project_id": "p3"}}),
+    ));
+    assert_eq!(
+        body,
+        json!([{"group": {"project_id": "p3"}, "measures": []}])
+    );
+    // `/v1/aggregates` sorts by the groupby attributes: the sort key is bad.
+    // Neither splits a comma, as Gnocchi's `arg_to_list` does not.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates?groupby=project_id,id",
+        &json!({"resource_type": "generic", "search": {}, "operations": "(metric cpu.util mean)"}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"],
+        "Invalid pagination: `Sort key supplied is invalid: project_id,id'"
+    );
 
     // Errors name the references as Gnocchi does: the metric name in the
     // resource for a missing granularity, the name as asked otherwise.
@@ -512,6 +544,33 @@ fn deprecated_cross_metric_aggregation() {
             ("10:00:03", 30.0)
         ])
     );
+
+    // One metric is answered with its own measures: nothing reaggregates
+    // or fills it, and no overlap is needed, so an empty one is an empty list.
+    let body = ok(send(
+        &server,
+        "GET",
+        &format!("/v1/aggregation/metric?metric={a}&granularity=1&reaggregation=max&fill=0"),
+        &Value::Null,
+    ));
+    assert_eq!(
+        rows(&body),
+        pairs(&[("10:00:00", 1.0), ("10:00:01", 2.0), ("10:00:02", 3.0)])
+    );
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/metric",
+        &json!({"archive_policy_name": "fine"}),
+    );
+    let empty = reply.json()["id"].as_str().unwrap().to_owned();
+    let body = ok(send(
+        &server,
+        "GET",
+        &format!("/v1/aggregation/metric?metric={empty}&needed_overlap=100"),
+        &Value::Null,
+    ));
+    assert_eq!(body, json!([]));
 }
 
 fn epoch_seconds() -> f64 {

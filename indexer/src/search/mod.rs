@@ -134,7 +134,7 @@ const SORT_DIRECTION_ERROR: &str = "Invalid pagination: `Unknown sort direction,
      asc-nullsfirst, asc-nullslast, desc-nullsfirst, desc-nullslast'";
 
 /// Gnocchi's words for a sort key that names no sortable attribute.
-pub(crate) fn invalid_sort_key(key: &str) -> String {
+pub fn invalid_sort_key(key: &str) -> String {
     format!("Invalid pagination: `Sort key supplied is invalid: {key}'")
 }
 
