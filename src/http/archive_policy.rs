@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use carbonara::aggregation::Method;
 use carbonara::archive_policy::{
     default_aggregation_methods, resolve_aggregation_methods, ArchivePolicy, ArchivePolicyItem,
 };
@@ -130,14 +131,25 @@ async fn create(
         None => default_aggregation_methods(),
         Some(value) => {
             let path = fields.path_of("aggregation_methods");
+            // Each entry is one of Gnocchi's listed values: a method, `*`,
+            // or a method with `+` or `-`.
             let entries = value
                 .as_array()
                 .ok_or_else(|| Invalid::value(&path, "expected a list"))?
                 .iter()
-                .map(|entry| {
+                .enumerate()
+                .map(|(i, entry)| {
                     entry
                         .as_str()
-                        .ok_or_else(|| Invalid::value(&path, "expected str"))
+                        .filter(|text| {
+                            let name = text.strip_prefix(['+', '-']).unwrap_or(text);
+                            *text == "*" || name.parse::<Method>().is_ok()
+                        })
+                        .ok_or_else(|| {
+                            let mut at = path.clone();
+                            at.push(i.to_string());
+                            Invalid::item(at, "not a valid value")
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             resolve_aggregation_methods(&entries, &default_aggregation_methods())

@@ -16,7 +16,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use indexer::{IndexerError, MetricFilter, NewMetric};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,10 +24,11 @@ use uuid::Uuid;
 
 use super::extract::{is_json, Authenticated};
 use super::measures::{accepted, append, lookup_error};
-use super::measures_body::{measures_error, MeasureList, Measures};
+use super::measures_body::{undecodable, MeasureList, Measures, MeasuresInvalid};
 use super::metric::metric_target;
 use super::openapi as doc;
 use super::query::QueryParams;
+use super::validate::Invalid;
 use super::ApiError;
 use crate::app::AppState;
 use crate::incoming::MeasureBatch;
@@ -48,104 +49,325 @@ struct MetricMeasures {
     unit: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct MetricMeasuresSeed {
-    now: i64,
+/// A body, or part of one, that must be an object: its entries are read by
+/// a [`MapVisit`], anything else is read through and refused by it.
+struct Object<V>(V);
+
+/// What reads the entries of an [`Object`].
+trait MapVisit<'de>: Sized {
+    type Value;
+    fn visit<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error>;
+    /// The verdict on a value that is not an object.
+    fn not_an_object(self) -> Self::Value;
 }
 
-impl<'de> DeserializeSeed<'de> for MetricMeasuresSeed {
-    type Value = MetricMeasures;
+impl<'de, V: MapVisit<'de>> DeserializeSeed<'de> for Object<V> {
+    type Value = V::Value;
 
-    fn deserialize<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<MetricMeasures, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for MetricMeasuresSeed {
-    type Value = MetricMeasures;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of measures or {\"measures\": [...]}")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MetricMeasures, A::Error> {
-        Ok(MetricMeasures {
-            measures: MeasureList { now: self.now }.visit_seq(seq)?,
-            ..MetricMeasures::default()
-        })
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetricMeasures, A::Error> {
-        let mut out = MetricMeasures::default();
-        let mut seen_measures = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
-                "measures" => {
-                    out.measures = map.next_value_seed(MeasureList { now: self.now })?;
-                    seen_measures = true;
-                }
-                "archive_policy_name" => out.archive_policy_name = Some(map.next_value()?),
-                "unit" => out.unit = Some(map.next_value()?),
-                other => {
-                    return Err(de::Error::custom(format!(
-                        "extra keys not allowed @ data['{other}']"
-                    )))
-                }
-            }
-        }
-        if !seen_measures {
-            return Err(de::Error::custom(
-                "required key not provided @ data['measures']",
-            ));
-        }
-        Ok(out)
-    }
-}
-
-/// `{key: value-from-seed, ...}` keeping the keys' order.
-#[derive(Debug, Clone, Copy)]
-struct MapOf<S> {
-    seed: S,
-}
-
-impl<'de, S> DeserializeSeed<'de> for MapOf<S>
-where
-    S: DeserializeSeed<'de> + Copy,
-{
-    type Value = Vec<(String, S::Value)>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, S> Visitor<'de> for MapOf<S>
-where
-    S: DeserializeSeed<'de> + Copy,
-{
-    type Value = Vec<(String, S::Value)>;
+impl<'de, V: MapVisit<'de>> Visitor<'de> for Object<V> {
+    type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a dictionary")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            entries.push((key, map.next_value_seed(self.seed)?));
-        }
-        Ok(entries)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.0.visit(map)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<V::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(self.0.not_an_object())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<V::Value, E> {
+        Ok(self.0.not_an_object())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<V::Value, E> {
+        Ok(self.0.not_an_object())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<V::Value, E> {
+        Ok(self.0.not_an_object())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<V::Value, E> {
+        Ok(self.0.not_an_object())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<V::Value, E> {
+        Ok(self.0.not_an_object())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        Ok(self.0.not_an_object())
     }
 }
 
-fn parse<'de, S: DeserializeSeed<'de>>(body: &'de [u8], seed: S) -> Result<S::Value, ApiError> {
+/// Reads the entries of an object, each by `entry`, keeping the first
+/// failure: once one is found the rest is only read through, so that a
+/// syntax error further on still wins, as Gnocchi decodes before it checks.
+fn entries<'de, A, T>(
+    mut map: A,
+    mut entry: impl FnMut(String, &mut A) -> Result<Result<T, Invalid>, A::Error>,
+) -> Result<Result<Vec<T>, Invalid>, A::Error>
+where
+    A: MapAccess<'de>,
+{
+    let mut out = Vec::new();
+    let mut invalid = None;
+    while let Some(key) = map.next_key::<String>()? {
+        if invalid.is_some() {
+            map.next_value::<IgnoredAny>()?;
+            continue;
+        }
+        match entry(key, &mut map)? {
+            Ok(value) => out.push(value),
+            Err(found) => invalid = Some(found),
+        }
+    }
+    Ok(invalid.map_or(Ok(out), Err))
+}
+
+/// `{metric id: [measures]}`, checked as Gnocchi's `{UUID: MeasuresListSchema}`.
+struct MetricsBody {
+    now: i64,
+}
+
+impl<'de> MapVisit<'de> for MetricsBody {
+    type Value = Result<Vec<(Uuid, Measures)>, Invalid>;
+
+    fn visit<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        entries(map, |key, map| {
+            let Ok(id) = Uuid::parse_str(&key) else {
+                map.next_value::<IgnoredAny>()?;
+                return Ok(Err(Invalid::key(vec![key], "not a valid value")));
+            };
+            Ok(match map.next_value_seed(MeasureList { now: self.now })? {
+                Ok(measures) => Ok((id, measures)),
+                Err(invalid) => Err(Invalid::value(&[key], invalid.to_string())),
+            })
+        })
+    }
+
+    fn not_an_object(self) -> Self::Value {
+        Err(Invalid::value(&[], "expected a dictionary"))
+    }
+}
+
+/// One resource's measures by metric name.
+struct ByName {
+    original_id: String,
+    resource_id: Uuid,
+    metrics: Vec<(String, MetricMeasures)>,
+}
+
+/// `{resource id: {metric name: measures}}`, checked as Gnocchi's
+/// `{ResourceID: {str: BackwardCompatibleMeasuresList}}`.
+struct ResourcesBody<'a> {
+    now: i64,
+    creator: &'a str,
+}
+
+impl<'de> MapVisit<'de> for ResourcesBody<'_> {
+    type Value = Result<Vec<ByName>, Invalid>;
+
+    fn visit<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        entries(map, |original_id, map| {
+            let resource_id = match indexer::resource_uuid(&original_id, self.creator) {
+                Ok(id) => id,
+                Err(err) => {
+                    map.next_value::<IgnoredAny>()?;
+                    let message = match err {
+                        IndexerError::InvalidResourceId(message) => message,
+                        other => other.to_string(),
+                    };
+                    return Ok(Err(Invalid::key(vec![original_id], &message)));
+                }
+            };
+            let metrics = map.next_value_seed(Object(MetricsOfResource {
+                now: self.now,
+                resource: &original_id,
+            }))?;
+            Ok(metrics.map(|metrics| ByName {
+                original_id,
+                resource_id,
+                metrics,
+            }))
+        })
+    }
+
+    fn not_an_object(self) -> Self::Value {
+        Err(Invalid::value(&[], "expected a dictionary"))
+    }
+}
+
+/// The metrics of one resource in a batch.
+struct MetricsOfResource<'a> {
+    now: i64,
+    resource: &'a str,
+}
+
+impl<'de> MapVisit<'de> for MetricsOfResource<'_> {
+    type Value = Result<Vec<(String, MetricMeasures)>, Invalid>;
+
+    fn visit<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        entries(map, |name, map| {
+            let path = [self.resource.to_owned(), name];
+            let measures = map.next_value_seed(MetricMeasuresSeed {
+                now: self.now,
+                path: &path,
+            })?;
+            let [_, name] = path;
+            Ok(measures.map(|measures| (name, measures)))
+        })
+    }
+
+    fn not_an_object(self) -> Self::Value {
+        Err(Invalid::value(
+            &[self.resource.to_owned()],
+            "expected a dictionary",
+        ))
+    }
+}
+
+/// Gnocchi's `BackwardCompatibleMeasuresList`: a list of measures, or
+/// `{"measures": [...], "archive_policy_name"?: str, "unit"?: str}`.
+struct MetricMeasuresSeed<'a> {
+    now: i64,
+    /// `[resource id, metric name]`.
+    path: &'a [String],
+}
+
+impl MetricMeasuresSeed<'_> {
+    fn path_of(&self, key: &str) -> Vec<String> {
+        let mut path = self.path.to_vec();
+        path.push(key.to_owned());
+        path
+    }
+
+    fn malformed(&self) -> Result<MetricMeasures, Invalid> {
+        Err(Invalid::value(
+            self.path,
+            MeasuresInvalid::Format.to_string(),
+        ))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for MetricMeasuresSeed<'_> {
+    type Value = Result<MetricMeasures, Invalid>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetricMeasuresSeed<'_> {
+    type Value = Result<MetricMeasures, Invalid>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of measures or {\"measures\": [...]}")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let list = MeasureList { now: self.now };
+        Ok(match list.visit_seq(seq)? {
+            Ok(measures) => Ok(MetricMeasures {
+                measures,
+                ..MetricMeasures::default()
+            }),
+            Err(invalid) => Err(Invalid::value(self.path, invalid.to_string())),
+        })
+    }
+
+    /// The object form; an empty object passes as an empty list, as
+    /// Gnocchi tries the list form first.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = MetricMeasures::default();
+        let mut invalid = None;
+        let mut keys = 0;
+        let mut seen_measures = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            keys += 1;
+            if invalid.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let path = self.path_of(&key);
+            match key.as_ref() {
+                "measures" => {
+                    seen_measures = true;
+                    match map.next_value_seed(MeasureList { now: self.now })? {
+                        Ok(measures) => out.measures = measures,
+                        Err(found) => invalid = Some(Invalid::value(&path, found.to_string())),
+                    }
+                }
+                "archive_policy_name" | "unit" => match map.next_value::<serde_json::Value>()? {
+                    serde_json::Value::String(text) if key == "unit" => out.unit = Some(text),
+                    serde_json::Value::String(text) => out.archive_policy_name = Some(text),
+                    _ => invalid = Some(Invalid::value(&path, "expected str")),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    invalid = Some(Invalid::key(path, "extra keys not allowed"));
+                }
+            }
+        }
+        if let Some(invalid) = invalid {
+            return Ok(Err(invalid));
+        }
+        if keys > 0 && !seen_measures {
+            return Ok(Err(Invalid::key(
+                self.path_of("measures"),
+                "required key not provided",
+            )));
+        }
+        Ok(Ok(out))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(self.malformed())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(self.malformed())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(self.malformed())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(self.malformed())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(self.malformed())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(self.malformed())
+    }
+}
+
+/// Reads a whole body through `seed`: not JSON is "Unable to decode body",
+/// JSON the schema refuses is Gnocchi's "Invalid input".
+fn parse<'de, S, T>(body: &'de [u8], seed: S) -> Result<T, ApiError>
+where
+    S: DeserializeSeed<'de, Value = Result<T, Invalid>>,
+{
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    seed.deserialize(&mut deserializer)
+    let checked = seed
+        .deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value))
-        .map_err(measures_error)
+        .map_err(undecodable)?;
+    Ok(checked?)
 }
 
 #[utoipa::path(
@@ -170,33 +392,17 @@ async fn by_metric(
     if !is_json(&headers) {
         return Err(ApiError::unsupported_media_type());
     }
-    let entries = parse(
-        &body,
-        MapOf {
-            seed: MetricMeasuresSeed { now: now() },
-        },
-    )?;
-    let mut ids = Vec::with_capacity(entries.len());
-    for (key, _) in &entries {
-        let id = Uuid::parse_str(key).map_err(|_| {
-            ApiError::bad_request(json!({
-                "cause": "Invalid input",
-                "reason": format!("not a valid value for dictionary value @ data['{key}']"),
-                "detail": [key],
-            }))
-        })?;
-        ids.push(id);
-    }
+    let entries = parse(&body, Object(MetricsBody { now: now() }))?;
     let mut batches = Vec::with_capacity(entries.len());
     let mut unknown = Vec::new();
-    for ((_, measures), id) in entries.into_iter().zip(ids) {
+    for (id, measures) in entries {
         match state.metrics.by_id(id).await {
             Ok(entry) => {
                 caller.enforce(&state, "post measures", &metric_target(&entry.metric))?;
                 batches.push(MeasureBatch {
                     metric: entry.metric.compact_id,
-                    timestamps: measures.measures.timestamps,
-                    values: measures.measures.values,
+                    timestamps: measures.timestamps,
+                    values: measures.values,
                 });
             }
             Err(crate::metric_cache::LookupError::Indexer(IndexerError::NoSuchMetric(_))) => {
@@ -238,23 +444,26 @@ async fn by_resource(
     if !is_json(&headers) {
         return Err(ApiError::unsupported_media_type());
     }
-    let create_metrics = QueryParams::parse(raw.as_deref()).flag("create_metrics")?;
-    let seed = MapOf {
-        seed: MetricMeasuresSeed { now: now() },
-    };
-    let entries = parse(&body, MapOf { seed })?;
     let creator = caller.0.creator();
+    let entries = parse(
+        &body,
+        Object(ResourcesBody {
+            now: now(),
+            creator: &creator,
+        }),
+    )?;
+    // Gnocchi reads the flag only once some resource names a metric.
+    let create_metrics = entries.iter().any(|entry| !entry.metrics.is_empty())
+        && QueryParams::parse(raw.as_deref()).flag("create_metrics")?;
     let mut unknown_resources = Vec::new();
     let mut unknown_metrics = Vec::new();
     let mut batches = Vec::new();
-    for (original_id, by_name) in entries {
-        let resource_id = indexer::resource_uuid(&original_id, &creator).map_err(|err| {
-            ApiError::bad_request(json!({
-                "cause": "Invalid input",
-                "reason": err.to_string(),
-                "detail": [original_id],
-            }))
-        })?;
+    for ByName {
+        original_id,
+        resource_id,
+        metrics: by_name,
+    } in entries
+    {
         let existing: HashMap<String, indexer::Metric> = state
             .indexer
             .list_metrics(

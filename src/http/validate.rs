@@ -30,7 +30,13 @@ impl Invalid {
         }
     }
 
-    fn key(path: Vec<String>, message: &str) -> Self {
+    /// A failure of the list item at `path` (which ends with its index).
+    pub(crate) fn item(path: Vec<String>, message: &str) -> Self {
+        Self::key(path, message)
+    }
+
+    /// A failure of the key at `path` itself: missing, extra or refused.
+    pub(crate) fn key(path: Vec<String>, message: &str) -> Self {
         Self {
             message: message.to_owned(),
             path,

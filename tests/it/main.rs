@@ -2,6 +2,7 @@
 //! to them over HTTP.
 
 mod aggregates;
+mod batch;
 mod crash;
 mod incoming;
 mod ingest;
