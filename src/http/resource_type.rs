@@ -167,7 +167,48 @@ fn optional_number(value: Option<&Value>, path: &[String]) -> Result<Option<f64>
 }
 
 /// One attribute definition; `for_update` also accepts `options.fill`.
+///
+/// Gnocchi checks a definition against each type's schema in turn (`bool`
+/// first) and, when all refuse it, reports the deepest error, the first on
+/// a tie: that is the `bool` schema's own, unless the failure lies within
+/// `options`.
 fn parse_attribute(
+    value: &Value,
+    path: &[String],
+    for_update: bool,
+) -> Result<AttributeSchema, Bad> {
+    parse_typed_attribute(value, path, for_update).map_err(|bad| match value.as_object() {
+        Some(object) if bad.path.len() <= path.len() + 1 => {
+            bool_schema_error(object, path, for_update)
+        }
+        _ => bad,
+    })
+}
+
+/// What the `bool` attribute schema says of a definition, key by key
+/// (`type` and `required` first: keys are not kept in the body's order).
+fn bool_schema_error(object: &Map<String, Value>, path: &[String], for_update: bool) -> Bad {
+    match object.get("type") {
+        Some(Value::String(name)) if name == "bool" => {}
+        Some(_) => return Bad::value(&child(path, "type"), "not a valid value"),
+        None => {}
+    }
+    if object
+        .get("required")
+        .is_some_and(|required| !required.is_boolean())
+    {
+        return Bad::value(&child(path, "required"), "expected bool");
+    }
+    let allowed =
+        |key: &str| matches!(key, "type" | "required") || (for_update && key == "options");
+    match object.keys().find(|key| !allowed(key)) {
+        Some(extra) => Bad::key(&child(path, extra), "extra keys not allowed"),
+        None => Bad::key(&child(path, "type"), "required key not provided"),
+    }
+}
+
+/// One attribute definition, by the schema of the type it names.
+fn parse_typed_attribute(
     value: &Value,
     path: &[String],
     for_update: bool,
