@@ -30,7 +30,7 @@ pub enum IndexerError {
     NoArchivePolicyRuleMatch(String),
     #[error("Metric {0} does not exist")]
     NoSuchMetric(Uuid),
-    #[error("Named metric {name} already exists (in resource {resource_id})")]
+    #[error("Named metric {name} already exists")]
     NamedMetricAlreadyExists { name: String, resource_id: Uuid },
     #[error("'/' is not supported in metric name")]
     InvalidMetricName(String),
@@ -50,6 +50,14 @@ pub enum IndexerError {
     /// A resource type definition (or update) is invalid.
     #[error("{0}")]
     InvalidResourceType(String),
+    /// An update would leave a resource inconsistent (ending before it
+    /// started); `value` is written as Python writes a datetime.
+    #[error("Value {value} for attribute {attribute} on resource type {resource_type} is invalid")]
+    InvalidValue {
+        resource_type: String,
+        attribute: &'static str,
+        value: String,
+    },
     /// An attribute value does not satisfy the resource type's schema.
     #[error("{reason} for attribute {attribute}")]
     InvalidAttribute { attribute: String, reason: String },
@@ -60,6 +68,11 @@ pub enum IndexerError {
         message: String,
         attribute: Option<String>,
     },
+    /// A JSON search filter refused by Gnocchi's schema: `reason` is
+    /// voluptuous's sentence, located (`… @ data['and'][0]`), `path` the
+    /// location's parts.
+    #[error("{reason}")]
+    InvalidFilter { reason: String, path: Vec<String> },
     /// A pagination marker that does not designate an existing row.
     #[error("Invalid pagination: `Invalid marker: `{0}''")]
     InvalidPagination(String),

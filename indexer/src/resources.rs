@@ -776,13 +776,12 @@ impl Indexer {
         if ended_at != full.ended_at {
             sets.push(("ended_at", Arg::Int(ended_at.map(time::to_us))));
         }
-        if let Some(e) = ended_at {
-            if e < started_at {
-                return Err(IndexerError::attribute(
-                    "ended_at",
-                    "Start timestamp cannot be after end timestamp",
-                ));
-            }
+        if let Some(e) = ended_at.filter(|e| *e < started_at) {
+            return Err(IndexerError::InvalidValue {
+                resource_type: type_name.to_owned(),
+                attribute: "ended_at",
+                value: time::python_str(e),
+            });
         }
         let mut attr_sets: Vec<(String, Arg)> = Vec::new();
         for (k, v) in attrs {

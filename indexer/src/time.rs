@@ -56,3 +56,13 @@ pub(crate) fn parse(s: &str) -> Option<DateTime<Utc>> {
     }
     None
 }
+
+/// Python's `str()` of an aware UTC datetime: microseconds only when there
+/// are some.
+pub(crate) fn python_str(t: DateTime<Utc>) -> String {
+    if t.timestamp_subsec_micros() == 0 {
+        t.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
+    }
+}

@@ -183,7 +183,9 @@ impl From<IndexerError> for ApiError {
             | E::InvalidResourceId(_)
             | E::InvalidResourceType(_)
             | E::InvalidAttribute { .. }
+            | E::InvalidValue { .. }
             | E::InvalidQuery { .. }
+            | E::InvalidFilter { .. }
             | E::InvalidPagination(_) => StatusCode::BAD_REQUEST,
             _ => {
                 let chain = error_chain(&error);

@@ -240,7 +240,7 @@ pub(super) fn time_param(query: &QueryParams, name: &str) -> Result<Option<i64>,
         .get(name)
         .map(|text| {
             parse_timestamp(RawTimestamp::Text(text), now())
-                .map_err(|_| argument_error("Unable to parse timestamp", name))
+                .map_err(|_| argument_error("Must be a datetime or a timestamp", name))
         })
         .transpose()
 }

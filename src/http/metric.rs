@@ -184,13 +184,10 @@ async fn create(
             return Err(ApiError::bad_request(err.to_string()))
         }
         // Gnocchi answers 400 (not 409) here, naming the metric.
-        Err(IndexerError::NamedMetricAlreadyExists { name, resource_id }) => {
-            let detail = name.clone();
-            let reason = IndexerError::NamedMetricAlreadyExists { name, resource_id }.to_string();
+        Err(IndexerError::NamedMetricAlreadyExists { name, .. }) => {
             return Err(ApiError::bad_request(json!({
                 "cause": "Named metric already exists",
-                "reason": reason,
-                "detail": detail,
+                "detail": name,
             })));
         }
         other => other?,
@@ -294,7 +291,11 @@ async fn list(
         status: match query.get("status") {
             None | Some("active") => Some(MetricStatus::Active),
             Some("delete") => Some(MetricStatus::Delete),
-            Some(other) => return Err(ApiError::bad_request(format!("Invalid status: {other}"))),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "Invalid input: not a valid value for dictionary value @ data['status']",
+                ))
+            }
         },
     };
     if !state

@@ -1224,3 +1224,109 @@ fn resource_ids_up_to_289_characters() {
     assert!(reply.body.contains(words), "{}", reply.body);
     assert_eq!(reply.body.matches("for dictionary value").count(), 1);
 }
+
+#[test]
+fn search_filters_are_refused_as_gnocchis_schema_refuses_them() {
+    let server = TestServer::spawn(&[]);
+    // Each answer is Gnocchi 4.7.1's, seen side by side.
+    let cases = [
+        (json!("x"), "expected a dictionary", json!([])),
+        (json!([]), "expected a dictionary", json!([])),
+        (json!(12), "invalid value or type", json!([])),
+        (
+            json!({"=": {"id": "r1"}, "foo": 1}),
+            "length of value must be at most 1",
+            json!([]),
+        ),
+        (
+            json!({"foo": "bar"}),
+            "not a valid value @ data['foo']",
+            json!(["foo"]),
+        ),
+        (
+            json!({"=": 5}),
+            "invalid value or type for dictionary value @ data['=']",
+            json!(["="]),
+        ),
+        (
+            json!({"=": {}}),
+            "length of value must be at least 1 for dictionary value @ data['=']",
+            json!(["="]),
+        ),
+        (
+            json!({"=": {"a": [1]}}),
+            "expected str for dictionary value @ data['=']['a']",
+            json!(["=", "a"]),
+        ),
+        (
+            json!({"in": {"a": [[1]]}}),
+            "expected str @ data['in']['a'][0]",
+            json!(["in", "a", "0"]),
+        ),
+        (
+            json!({"in": {"a": []}}),
+            "length of value must be at least 1 for dictionary value @ data['in']['a']",
+            json!(["in", "a"]),
+        ),
+        (
+            json!({"and": []}),
+            "length of value must be at least 1 for dictionary value @ data['and']",
+            json!(["and"]),
+        ),
+        (
+            json!({"and": [{"=": {"a": 1}}, "x"]}),
+            "expected a dictionary @ data['and'][1]",
+            json!(["and", "1"]),
+        ),
+        (
+            json!({"or": [{"=": 5}]}),
+            "invalid value or type for dictionary value @ data['or'][0]['=']",
+            json!(["or", "0", "="]),
+        ),
+        (
+            json!({"not": 5}),
+            "invalid value or type for dictionary value @ data['not']",
+            json!(["not"]),
+        ),
+        (
+            json!({"like": {"id": "a%"}}),
+            "value must not be one of ['id'] @ data['like']['id']",
+            json!(["like", "id"]),
+        ),
+        (
+            json!({"=": {"a": 1, "b": 2}}),
+            "length of value must be at most 1 for dictionary value @ data['=']",
+            json!(["="]),
+        ),
+    ];
+    for (filter, reason, detail) in cases {
+        for (method, path) in [
+            ("POST", "/v1/search/resource/generic"),
+            ("DELETE", "/v1/resource/generic"),
+        ] {
+            let reply = send(&server, method, path, ADMIN, &filter);
+            assert_eq!(reply.status, 400, "{filter}: {}", reply.body);
+            assert_eq!(
+                reply.json()["description"],
+                json!({"cause": "Invalid input", "reason": reason, "detail": detail}),
+                "{method} {filter}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_empty_filter_inside_a_filter_cannot_be_parsed() {
+    let server = TestServer::spawn(&[]);
+    for filter in [json!({"not": {}}), json!({"and": [{}]})] {
+        let reply = send(
+            &server,
+            "POST",
+            "/v1/search/resource/generic",
+            ADMIN,
+            &filter,
+        );
+        assert_eq!(reply.status, 400, "{filter}: {}", reply.body);
+        assert_eq!(reply.json()["description"], "Unable to parse this query");
+    }
+}

@@ -72,145 +72,264 @@ fn invalid(msg: impl Into<String>) -> IndexerError {
     IndexerError::query(msg, None)
 }
 
-fn json_value(v: &Value, path: &str) -> Result<FilterValue> {
-    Ok(match v {
-        Value::Null => FilterValue::Null,
-        Value::Bool(b) => FilterValue::Bool(*b),
-        Value::Number(n) => FilterValue::Number(n.as_f64().unwrap_or(f64::NAN)),
-        Value::String(s) => FilterValue::String(s.clone()),
-        Value::Array(_) | Value::Object(_) => {
-            return Err(invalid(format!(
-                "expected str for dictionary value @ data{path}"
-            )))
-        }
-    })
-}
-
-/// Gnocchi's schema maps searched ids as it maps created ones, so an id no
-/// resource could have is refused where it stands (`data['=']['id']`, or
-/// `data['in']['id'][0]` in a list).
-fn check_ids(value: &Value, at: &str) -> Result<()> {
-    let refuse = |id: &str, location: String| match crate::resources::resource_uuid(id, "") {
-        Err(IndexerError::InvalidResourceId(reason)) => Err(IndexerError::query(
-            format!("{reason}{location}"),
-            Some("id"),
-        )),
-        _ => Ok(()),
-    };
-    match value {
-        Value::String(id) => refuse(id, format!(" for dictionary value @ data{at}")),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, item)| match item {
-                Value::String(id) => refuse(id, format!(" @ data{at}[{i}]")),
-                _ => Ok(()),
-            }),
-        _ => Ok(()),
-    }
-}
-
 /// Parses the JSON form. `{}` (match everything) gives `None`.
+///
+/// The filter is first checked against Gnocchi's `ResourceSearchSchema`, so
+/// that a refusal reads as voluptuous words it (see [`schema`]).
 pub fn parse_json(v: &Value) -> Result<Option<Filter>> {
+    schema::node(v, &schema::Path::default()).map_err(IndexerError::from)?;
     match v {
         Value::Object(m) if m.is_empty() => Ok(None),
-        _ => parse_json_node(v, "").map(Some),
+        _ => build(v).map(Some),
     }
 }
 
-fn parse_json_node(v: &Value, path: &str) -> Result<Filter> {
-    let Value::Object(m) = v else {
-        return Err(invalid(format!("expected a dictionary @ data{path}")));
+/// The filter of a tree the schema accepted.
+fn build(v: &Value) -> Result<Filter> {
+    let Some((op, arg)) = v.as_object().and_then(|m| m.iter().next()) else {
+        // `{}` inside a filter: the schema lets it through, but there is
+        // nothing to combine, and Gnocchi's indexer says so.
+        return Err(IndexerError::query("Unable to parse this query", None));
     };
-    if m.len() != 1 {
-        return Err(invalid(format!(
-            "expected exactly one operator @ data{path}"
-        )));
-    }
-    let (op, arg) = m.iter().next().expect("one entry");
-    let here = format!("{path}['{op}']");
+    let items = || arg.as_array().map(Vec::as_slice).unwrap_or_default();
     match op.as_str() {
-        "and" | "∧" | "or" | "∨" => {
-            let Value::Array(items) = arg else {
-                return Err(invalid(format!(
-                    "expected a list for dictionary value @ data{here}"
-                )));
-            };
-            if items.is_empty() {
-                return Err(invalid(format!(
-                    "length of value must be at least 1 @ data{here}"
-                )));
-            }
-            let subs = items
-                .iter()
-                .enumerate()
-                .map(|(i, x)| parse_json_node(x, &format!("{here}[{i}]")))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(if op == "and" || op == "∧" {
-                Filter::And(subs)
-            } else {
-                Filter::Or(subs)
-            })
-        }
-        "not" => {
-            if !arg.is_object() {
-                return Err(invalid(format!(
-                    "expected a dictionary for dictionary value @ data{here}"
-                )));
-            }
-            Ok(Filter::Not(Box::new(parse_json_node(arg, &here)?)))
-        }
+        "and" | "∧" => Ok(Filter::And(
+            items().iter().map(build).collect::<Result<_>>()?,
+        )),
+        "or" | "∨" => Ok(Filter::Or(
+            items().iter().map(build).collect::<Result<_>>()?,
+        )),
+        "not" => Ok(Filter::Not(Box::new(build(arg)?))),
         name => {
-            let Some(op) = Op::from_name(name) else {
-                return Err(invalid(format!("extra keys not allowed @ data{here}")));
-            };
-            let Value::Object(fields) = arg else {
-                return Err(invalid(format!(
-                    "expected a dictionary for dictionary value @ data{here}"
-                )));
-            };
-            if fields.len() != 1 {
-                return Err(invalid(format!(
-                    "expected exactly one attribute @ data{here}"
-                )));
-            }
-            let (attr, value) = fields.iter().next().expect("one entry");
-            let at = format!("{here}['{attr}']");
-            if op == Op::Like && attr == "id" {
-                return Err(IndexerError::query(
-                    format!("value must not be one of ['id'] @ data{at}"),
-                    Some("id"),
-                ));
-            }
-            if attr == "id" {
-                check_ids(value, &at)?;
-            }
-            let value = match (op, value) {
-                (Op::In, Value::Array(items)) => {
-                    if items.is_empty() {
-                        return Err(invalid(format!(
-                            "length of value must be at least 1 @ data{at}"
-                        )));
-                    }
-                    FilterValue::List(
-                        items
-                            .iter()
-                            .map(|x| json_value(x, &at))
-                            .collect::<Result<Vec<_>>>()?,
-                    )
-                }
-                (Op::In, _) => {
-                    return Err(invalid(format!(
-                        "expected a list for dictionary value @ data{at}"
-                    )))
-                }
-                (_, v) => json_value(v, &at)?,
+            let op = Op::from_name(name).expect("the schema knows the operators");
+            let (attr, value) = arg
+                .as_object()
+                .and_then(|fields| fields.iter().next())
+                .expect("the schema asks for one attribute");
+            let value = match value {
+                Value::Array(items) => FilterValue::List(items.iter().map(scalar).collect()),
+                other => scalar(other),
             };
             Ok(Filter::Compare {
                 op,
                 attr: attr.clone(),
                 value,
             })
+        }
+    }
+}
+
+/// A value the schema accepted: never a list or an object.
+fn scalar(v: &Value) -> FilterValue {
+    match v {
+        Value::Bool(b) => FilterValue::Bool(*b),
+        Value::Number(n) => FilterValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => FilterValue::String(s.clone()),
+        _ => FilterValue::Null,
+    }
+}
+
+/// Gnocchi's `ResourceSearchSchema`, error for error:
+///
+/// ```text
+/// All(Length(0, 1), {
+///     Any(<comparisons>): All(Length(1, 1), {"id": ResourceUUID, NotIDKey: scalar}),
+///     "like": All(Length(1, 1), {NotIDKey: scalar}),
+///     "in": All(Length(1, 1), {"id": All([ResourceUUID], Length(min=1)),
+///                              NotIDKey: All([scalar], Length(min=1))}),
+///     Any("and", "∨", "or", "∧"): All([ResourceSearchSchema], Length(min=1)),
+///     "not": ResourceSearchSchema,
+/// })
+/// ```
+///
+/// An error raised by the value under a key itself says "… for dictionary
+/// value"; the first failing item of a list is the one reported.
+mod schema {
+    use serde_json::Value;
+
+    use crate::IndexerError;
+
+    const COMPARISONS: [&str; 16] = [
+        "=", "==", "eq", "<", "lt", ">", "gt", "<=", "≤", "le", ">=", "≥", "ge", "!=", "≠", "ne",
+    ];
+
+    /// Where in the filter a check is: the parts (keys, and list indices as
+    /// text) and voluptuous's rendering of them.
+    #[derive(Debug, Clone, Default)]
+    pub(super) struct Path {
+        parts: Vec<String>,
+        location: String,
+    }
+
+    impl Path {
+        fn key(&self, key: &str) -> Path {
+            let mut path = self.clone();
+            path.parts.push(key.to_owned());
+            path.location.push_str(&format!("['{key}']"));
+            path
+        }
+
+        fn index(&self, index: usize) -> Path {
+            let mut path = self.clone();
+            path.parts.push(index.to_string());
+            path.location.push_str(&format!("[{index}]"));
+            path
+        }
+    }
+
+    #[derive(Debug)]
+    pub(super) struct Invalid {
+        text: String,
+        path: Path,
+        /// Raised by the value under the key the path ends with.
+        of_value: bool,
+    }
+
+    impl Invalid {
+        fn at(path: &Path, text: impl Into<String>) -> Self {
+            Self {
+                text: text.into(),
+                path: path.clone(),
+                of_value: false,
+            }
+        }
+    }
+
+    impl From<Invalid> for IndexerError {
+        fn from(invalid: Invalid) -> Self {
+            let reason = match (invalid.path.parts.is_empty(), invalid.of_value) {
+                (true, _) => invalid.text,
+                (false, true) => format!(
+                    "{} for dictionary value @ data{}",
+                    invalid.text, invalid.path.location
+                ),
+                (false, false) => format!("{} @ data{}", invalid.text, invalid.path.location),
+            };
+            IndexerError::InvalidFilter {
+                reason,
+                path: invalid.path.parts,
+            }
+        }
+    }
+
+    type Checked = Result<(), Invalid>;
+
+    /// Checks the value under the key `path` ends with: what fails at that
+    /// very place is the dictionary value's failure.
+    fn value_of(path: &Path, check: impl FnOnce(&Path) -> Checked) -> Checked {
+        check(path).map_err(|mut invalid| {
+            invalid.of_value |= invalid.path.parts.len() == path.parts.len();
+            invalid
+        })
+    }
+
+    /// `Length(min, max)` of what has a length (text, lists, objects).
+    fn length(v: &Value, path: &Path, min: usize, max: Option<usize>) -> Checked {
+        let len = match v {
+            Value::String(text) => text.chars().count(),
+            Value::Array(items) => items.len(),
+            Value::Object(map) => map.len(),
+            _ => return Err(Invalid::at(path, "invalid value or type")),
+        };
+        if len < min {
+            return Err(Invalid::at(
+                path,
+                format!("length of value must be at least {min}"),
+            ));
+        }
+        match max {
+            Some(max) if len > max => Err(Invalid::at(
+                path,
+                format!("length of value must be at most {max}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The one entry of an object of exactly one entry.
+    fn single<'a>(v: &'a Value, path: &Path) -> Result<(&'a String, &'a Value), Invalid> {
+        length(v, path, 1, Some(1))?;
+        v.as_object()
+            .and_then(|map| map.iter().next())
+            .ok_or_else(|| Invalid::at(path, "expected a dictionary"))
+    }
+
+    pub(super) fn node(v: &Value, path: &Path) -> Checked {
+        length(v, path, 0, Some(1))?;
+        let map = v
+            .as_object()
+            .ok_or_else(|| Invalid::at(path, "expected a dictionary"))?;
+        let Some((op, arg)) = map.iter().next() else {
+            return Ok(());
+        };
+        let here = path.key(op);
+        match op.as_str() {
+            "and" | "∨" | "or" | "∧" => value_of(&here, |here| {
+                let items = arg
+                    .as_array()
+                    .ok_or_else(|| Invalid::at(here, "expected a list"))?;
+                for (i, item) in items.iter().enumerate() {
+                    node(item, &here.index(i))?;
+                }
+                length(arg, here, 1, None)
+            }),
+            "not" => value_of(&here, |here| node(arg, here)),
+            "like" => value_of(&here, |here| {
+                let (attr, value) = single(arg, here)?;
+                let at = here.key(attr);
+                if attr == "id" {
+                    return Err(Invalid::at(&at, "value must not be one of ['id']"));
+                }
+                value_of(&at, |at| attribute_value(value, at))
+            }),
+            "in" => value_of(&here, |here| {
+                let (attr, value) = single(arg, here)?;
+                value_of(&here.key(attr), |at| {
+                    let items = value
+                        .as_array()
+                        .ok_or_else(|| Invalid::at(at, "expected a list"))?;
+                    for (i, item) in items.iter().enumerate() {
+                        let at = at.index(i);
+                        if attr == "id" {
+                            resource_id(item, &at)?;
+                        } else {
+                            attribute_value(item, &at)?;
+                        }
+                    }
+                    length(value, at, 1, None)
+                })
+            }),
+            name if COMPARISONS.contains(&name) => value_of(&here, |here| {
+                let (attr, value) = single(arg, here)?;
+                value_of(&here.key(attr), |at| {
+                    if attr == "id" {
+                        resource_id(value, at)
+                    } else {
+                        attribute_value(value, at)
+                    }
+                })
+            }),
+            _ => Err(Invalid::at(&here, "not a valid value")),
+        }
+    }
+
+    /// `Any(str, float, int, bool, None)`: its first alternative's refusal.
+    fn attribute_value(v: &Value, path: &Path) -> Checked {
+        match v {
+            Value::Array(_) | Value::Object(_) => Err(Invalid::at(path, "expected str")),
+            _ => Ok(()),
+        }
+    }
+
+    /// An id is mapped as a created one is, so one no resource could have
+    /// is refused where it stands.
+    fn resource_id(v: &Value, path: &Path) -> Checked {
+        let Value::String(id) = v else {
+            return Ok(());
+        };
+        match crate::resources::resource_uuid(id, "") {
+            Err(IndexerError::InvalidResourceId(reason)) => Err(Invalid::at(path, reason)),
+            _ => Ok(()),
         }
     }
 }

@@ -1499,6 +1499,22 @@ pub(crate) async fn resource_patch_and_history(ix: Indexer, _url: String) {
         .await
         .unwrap_err();
     assert!(matches!(e, IndexerError::InvalidAttribute { .. }));
+    // Ending before it started: Gnocchi's words, the value as Python writes it.
+    let e = ix
+        .update_resource(
+            "generic",
+            id,
+            &ResourceUpdate {
+                ended_at: Some(Some(ts("2000-01-01T00:00:00.5Z"))),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Value 2000-01-01 00:00:00.500000+00:00 for attribute ended_at on resource type generic is invalid"
+    );
     let hist = ix
         .resource_history("instance", id, &Pagination::default())
         .await
