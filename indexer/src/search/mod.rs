@@ -106,6 +106,9 @@ pub(crate) struct OrderCol {
     pub(crate) nullable: bool,
     pub(crate) desc: bool,
     pub(crate) nulls_first: bool,
+    /// Whether the sort key said where nulls go (`asc-nullslast`, …)
+    /// rather than taking the default (last ascending, first descending).
+    pub(crate) explicit_nulls: bool,
 }
 
 impl OrderCol {
@@ -116,6 +119,7 @@ impl OrderCol {
             nullable,
             desc: key.descending,
             nulls_first: key.nulls_first.unwrap_or(key.descending),
+            explicit_nulls: key.nulls_first.is_some(),
         }
     }
 
@@ -173,61 +177,42 @@ fn is_null(a: &Arg) -> bool {
     matches!(a, Arg::Int(None) | Arg::Float(None) | Arg::Text(None))
 }
 
-/// The keyset predicate "strictly after the marker" for `cols` ordered as by [`order_by`].
+/// The rows after the marker, selected as oslo.db's `paginate_query` (which
+/// Gnocchi pages with) selects them: for each key whose marker value is not
+/// null, the earlier keys with non-null marker values equal and this key
+/// past the marker's; nulls count as past it only after an explicit
+/// `asc-nullslast` or `desc-nullsfirst`. Null marker values are skipped, so
+/// where a sort key is null, rows can be left out of the pages or come
+/// again, exactly as Gnocchi's do.
 pub(crate) fn keyset(cols: &[OrderCol], marker: &[Arg]) -> Sql {
-    // Components in order: (null flag, when nullable), value.
-    enum Comp<'a> {
-        Flag(&'a OrderCol, i64),
-        Value(&'a OrderCol, &'a Arg),
-    }
-    let mut comps = Vec::new();
-    for (c, m) in cols.iter().zip(marker) {
-        if c.nullable {
-            let flag = if is_null(m) == c.nulls_first { 0 } else { 1 };
-            comps.push(Comp::Flag(c, flag));
-        }
-        comps.push(Comp::Value(c, m));
-    }
-    let eq = |sql: &mut Sql, comp: &Comp<'_>| match comp {
-        Comp::Flag(c, f) => {
-            sql.push(&c.null_flag()).push(" = ").value(*f);
-        }
-        Comp::Value(c, m) => {
-            if is_null(m) {
-                sql.push(&format!("{} IS NULL", c.expr));
-            } else {
-                sql.push(&format!("{} = ", c.expr)).value((*m).clone());
-            }
-        }
-    };
     let mut out = Sql::new("(");
     let mut first = true;
-    for i in 0..comps.len() {
-        // The strict comparison on component i.
-        let mut strict = Sql::default();
-        match &comps[i] {
-            Comp::Flag(c, f) => {
-                strict.push(&c.null_flag()).push(" > ").value(*f);
-            }
-            Comp::Value(c, m) => {
-                if is_null(m) {
-                    continue;
-                }
-                strict
-                    .push(&format!("{} {} ", c.expr, if c.desc { "<" } else { ">" }))
-                    .value((*m).clone());
-            }
+    for (i, (col, value)) in cols.iter().zip(marker).enumerate() {
+        if is_null(value) {
+            continue;
         }
         if !first {
             out.push(" OR ");
         }
         first = false;
         out.push("(");
-        for comp in &comps[..i] {
-            eq(&mut out, comp);
-            out.push(" AND ");
+        for (earlier, earlier_value) in cols[..i].iter().zip(&marker[..i]) {
+            if !is_null(earlier_value) {
+                out.push(&format!("{} = ", earlier.expr))
+                    .value(earlier_value.clone())
+                    .push(" AND ");
+            }
         }
-        out.append(strict);
+        let past = if col.desc { "<" } else { ">" };
+        let nulls_past = col.explicit_nulls && col.desc == col.nulls_first;
+        if nulls_past {
+            out.push("(");
+        }
+        out.push(&format!("{} {past} ", col.expr))
+            .value(value.clone());
+        if nulls_past {
+            out.push(&format!(" OR {} IS NULL)", col.expr));
+        }
         out.push(")");
     }
     if first {
