@@ -35,7 +35,7 @@ use super::metric::{metric_json, metric_target, MetricView};
 use super::openapi as doc;
 use super::query::{parse_bool, QueryParams};
 use super::resource::{
-    combine, location, policy_filter, request_filter, resource_json, search_error,
+    combine, location, policy_filter, request_filter, resource_json, search_error, string_filter,
 };
 use super::ApiError;
 use crate::aggregates::evaluate::{
@@ -658,9 +658,7 @@ fn search_filter(search: &Value) -> Result<Option<indexer::Filter>, ApiError> {
                 .map_err(|err| ApiError::bad_request(format!("Invalid filter: {err}")))?;
             indexer::search::parse_json(&value).map_err(search_error)
         }
-        Value::String(text) => indexer::search::parse_string(text)
-            .map(Some)
-            .map_err(|err| ApiError::bad_request(format!("Invalid filter: {err}"))),
+        Value::String(text) => string_filter(text).map(Some),
         Value::Null => Ok(None),
         other => indexer::search::parse_json(other).map_err(search_error),
     }

@@ -194,11 +194,18 @@ pub(super) fn request_filter(
         return indexer::search::parse_json(&value).map_err(search_error);
     }
     match query.get("filter").filter(|text| !text.trim().is_empty()) {
-        Some(text) => indexer::search::parse_string(text)
-            .map(Some)
-            .map_err(|err| ApiError::bad_request(format!("Invalid filter: {err}"))),
+        Some(text) => string_filter(text).map(Some),
         None => Ok(None),
     }
+}
+
+/// A filter in the string form: text the grammar cannot read is an
+/// "Invalid filter", a tree the schema refuses is "Invalid input".
+pub(super) fn string_filter(text: &str) -> Result<Filter, ApiError> {
+    indexer::search::parse_string(text).map_err(|err| match err {
+        refused @ IndexerError::InvalidFilter { .. } => search_error(refused),
+        other => ApiError::bad_request(format!("Invalid filter: {other}")),
+    })
 }
 
 /// Search failures: a filter the schema refuses is the structured

@@ -130,16 +130,23 @@ fn timespan_us(v: &FilterValue) -> Option<i64> {
     }
 }
 
+/// Gnocchi's `QueryValueError`: the value as Python prints it.
 fn bad_value(v: &FilterValue, attr: &str) -> IndexerError {
-    let shown = match v {
-        FilterValue::Null => "None".to_owned(),
-        FilterValue::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
-        FilterValue::Number(n) => n.to_string(),
-        FilterValue::String(s) => s.clone(),
-        FilterValue::List(_) => "[...]".to_owned(),
-    };
+    fn python(v: &FilterValue, quoted: bool) -> String {
+        match v {
+            FilterValue::Null => "None".to_owned(),
+            FilterValue::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
+            FilterValue::Number(n) => n.to_string(),
+            FilterValue::String(s) if quoted => format!("'{s}'"),
+            FilterValue::String(s) => s.clone(),
+            FilterValue::List(items) => {
+                let items: Vec<String> = items.iter().map(|item| python(item, true)).collect();
+                format!("[{}]", items.join(", "))
+            }
+        }
+    }
     IndexerError::query(
-        format!("Invalid value: `{shown}' for attribute `{attr}'"),
+        format!("Invalid value: `{}' for field `{attr}'", python(v, false)),
         Some(attr),
     )
 }
@@ -284,7 +291,10 @@ fn compile_into(
                         if i > 0 {
                             out.push(", ");
                         }
-                        out.value(coerce(col, attr, v, creator, false)?);
+                        // A bad item refuses the list, shown whole.
+                        let arg = coerce(col, attr, v, creator, false)
+                            .map_err(|_| bad_value(value, attr))?;
+                        out.value(arg);
                     }
                     out.push(")");
                 }
