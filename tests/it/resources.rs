@@ -1407,3 +1407,56 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn attribute_definitions_no_type_accepts_are_refused_as_gnocchi_refuses_them() {
+    let server = TestServer::spawn(&[]);
+    // Gnocchi tries each type's schema, `bool` first, and reports its refusal.
+    let at = |key: &str| json!(["attributes", "a", key]);
+    let cases = [
+        (
+            json!({"type": "foo"}),
+            "not a valid value for dictionary value @ data['attributes']['a']['type']",
+            at("type"),
+        ),
+        (
+            json!({"type": "string", "max_length": -1}),
+            "not a valid value for dictionary value @ data['attributes']['a']['type']",
+            at("type"),
+        ),
+        (
+            json!({"type": "number", "min": "x"}),
+            "not a valid value for dictionary value @ data['attributes']['a']['type']",
+            at("type"),
+        ),
+        (
+            json!({"type": "bool", "required": "x"}),
+            "expected bool for dictionary value @ data['attributes']['a']['required']",
+            at("required"),
+        ),
+        (
+            json!({"type": "bool", "foo": 1}),
+            "extra keys not allowed @ data['attributes']['a']['foo']",
+            at("foo"),
+        ),
+        (
+            json!({"required": false}),
+            "required key not provided @ data['attributes']['a']['type']",
+            at("type"),
+        ),
+    ];
+    for (definition, reason, detail) in cases {
+        let body = json!({"name": "t", "attributes": {"a": definition}});
+        let reply = send(&server, "POST", "/v1/resource_type", ADMIN, &body);
+        assert_eq!(reply.status, 400, "{definition}: {}", reply.body);
+        assert_eq!(
+            reply.json()["description"],
+            json!({"cause": "Invalid input", "reason": reason, "detail": detail}),
+            "{definition}"
+        );
+    }
+    // A valid definition of another type is not refused.
+    let body = json!({"name": "t", "attributes": {"a": {"type": "string", "max_length": 8}}});
+    let reply = send(&server, "POST", "/v1/resource_type", ADMIN, &body);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
