@@ -92,8 +92,8 @@ impl QueryParams {
         let sort_texts: Vec<String> = if self.get("sort").is_none() {
             default_sort.iter().map(|s| (*s).to_owned()).collect()
         } else {
+            // Never split on commas: Gnocchi takes `a,b` as one (bad) key.
             self.all("sort")
-                .flat_map(|value| value.split(','))
                 .map(str::trim)
                 .filter(|value| !value.is_empty())
                 .map(str::to_owned)

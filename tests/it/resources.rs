@@ -242,6 +242,11 @@ fn pagination_with_markers_and_multi_key_sort() {
             "/v1/metric?sort=nope:asc".to_owned(),
             "Invalid pagination: `Sort key supplied is invalid: nope'",
         ),
+        // Several keys are several parameters; a comma is part of the key.
+        (
+            "/v1/resource/generic?sort=user_id,id".to_owned(),
+            "Invalid pagination: `Sort key supplied is invalid: user_id,id'",
+        ),
         (
             "/v1/resource/generic?marker=11111111-1111-1111-1111-111111111111".to_owned(),
             "Invalid pagination: `Invalid marker: `11111111-1111-1111-1111-111111111111''",
