@@ -82,8 +82,6 @@ pub struct Block {
     pub granularity: Granularity,
     pub timestamps: Vec<i64>,
     pub columns: Vec<Column>,
-    /// Values are truth values (a comparison's result).
-    pub boolean: bool,
 }
 
 /// The evaluated tree: blocks from the coarsest granularity.
@@ -323,7 +321,6 @@ fn align(
         granularity: Granularity::Seconds(granularity),
         timestamps: times,
         columns,
-        boolean: false,
     })
 }
 
@@ -433,7 +430,6 @@ fn eval(
                 granularity: grid.block.granularity,
                 timestamps: grid.block.timestamps.clone(),
                 columns: columns.iter().map(|&i| grid.column(i)).collect(),
-                boolean: false,
             },
             aggregated: false,
         }),
@@ -465,7 +461,6 @@ fn eval(
                 reference: None,
                 values,
             }];
-            block.boolean = false;
             frame.aggregated = true;
             Value_::Frame(frame)
         }
@@ -551,7 +546,6 @@ fn eval(
                     })
                     .collect();
             }
-            block.boolean = false;
             Value_::Frame(frame)
         }
         Node::Binary { op, left, right } => {
@@ -561,12 +555,10 @@ fn eval(
                 (Value_::Scalar(a), Value_::Scalar(b)) => Value_::Scalar(op.apply(a, b)),
                 (Value_::Frame(mut f), Value_::Scalar(b)) => {
                     map_columns(&mut f.block, |a| op.apply(a, b));
-                    f.block.boolean = op.is_comparison();
                     Value_::Frame(f)
                 }
                 (Value_::Scalar(a), Value_::Frame(mut f)) => {
                     map_columns(&mut f.block, |b| op.apply(a, b));
-                    f.block.boolean = op.is_comparison();
                     Value_::Frame(f)
                 }
                 (Value_::Frame(mut a), Value_::Frame(b)) => {
@@ -608,7 +600,6 @@ fn eval(
                         })
                         .collect();
                     a.block.columns = columns;
-                    a.block.boolean = op.is_comparison();
                     a.aggregated = true;
                     Value_::Frame(a)
                 }
@@ -623,19 +614,16 @@ fn eval(
             };
             let (min, max) = (bound(min)?, bound(max)?);
             map_columns(&mut f.block, |v| clip(v, Some(min), Some(max)));
-            f.block.boolean = false;
             Value_::Frame(f)
         }
         Node::Unary { op, input } => {
             let mut f = frame(eval(input, grid, lookup_keys, scratch)?)?;
             map_columns(&mut f.block, |v| op.apply(v));
-            f.block.boolean = false;
             Value_::Frame(f)
         }
         Node::RateOfChange(input) => {
             let mut f = frame(eval(input, grid, lookup_keys, scratch)?)?;
             rate_of_change(&mut f.block);
-            f.block.boolean = false;
             Value_::Frame(f)
         }
     })
@@ -911,7 +899,6 @@ mod tests {
         let out = run(json!("(clip_min (metric a mean) 5)"), series, Fill::Dropna).unwrap();
         assert_eq!(out.blocks[0].columns[0].values, vec![5.0, 5.0, 9.0]);
         let out = run(json!("(> (metric a mean) 3)"), series, Fill::Dropna).unwrap();
-        assert!(out.blocks[0].boolean);
         assert_eq!(out.blocks[0].columns[0].values, vec![0.0, 1.0, 1.0]);
     }
 

@@ -33,9 +33,10 @@ pub enum AggregatesError {
     /// Metric ids that name no metric.
     #[error("Unknown metrics")]
     UnknownMetrics(Vec<String>),
-    /// `(metric id, aggregation)` pairs whose policy lacks the aggregation.
+    /// The first reference whose policy lacks the aggregation: Gnocchi's
+    /// storage stops at it.
     #[error("Metrics with unknown aggregation")]
-    UnknownAggregation(Vec<(String, String)>),
+    UnknownAggregation { metric: String, aggregation: String },
     /// The series cannot be combined: Gnocchi's `UnAggregableTimeseries`.
     #[error("{reason}")]
     Unaggregable { reason: String, detail: Value },

@@ -117,14 +117,6 @@ impl BinaryOp {
         })
     }
 
-    /// Whether the result is a boolean (a comparison).
-    pub fn is_comparison(self) -> bool {
-        matches!(
-            self,
-            BinaryOp::Eq | BinaryOp::Lt | BinaryOp::Gt | BinaryOp::Le | BinaryOp::Ge | BinaryOp::Ne
-        )
-    }
-
     /// numpy's element-wise function.
     pub fn apply(self, a: f64, b: f64) -> f64 {
         let truth = |c: bool| if c { 1.0 } else { 0.0 };

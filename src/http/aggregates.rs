@@ -92,10 +92,12 @@ fn domain_error(error: AggregatesError) -> ApiError {
             "reason": "Provided metrics don't exists",
             "detail": ids,
         })),
-        AggregatesError::UnknownAggregation(pairs) => ApiError::not_found(json!({
+        AggregatesError::UnknownAggregation {
+            metric,
+            aggregation,
+        } => ApiError::not_found(json!({
             "cause": "Metrics with unknown aggregation",
-            "reason": "Provided aggregation doesn't exist",
-            "detail": pairs.into_iter().map(|(m, a)| json!([m, a])).collect::<Vec<_>>(),
+            "detail": [[metric, aggregation]],
         })),
         AggregatesError::Unaggregable { reason, detail } => ApiError::bad_request(json!({
             "cause": "Metrics cannot be aggregated",
@@ -288,6 +290,16 @@ async fn aggregates(
             Value::Array(Vec::new()),
         ));
     };
+    // Both of Gnocchi's body schemas refuse any other key.
+    if let Some(extra) = fields
+        .keys()
+        .find(|key| !matches!(key.as_str(), "operations" | "resource_type" | "search"))
+    {
+        return Err(invalid_input(
+            format!("extra keys not allowed @ data['{extra}']"),
+            json!([extra]),
+        ));
+    }
     let Some(operations) = fields.get("operations") else {
         return Err(invalid_input(
             "required key not provided @ data['operations']".to_owned(),
@@ -370,7 +382,7 @@ async fn resolve_ids(
         return Err(domain_error(AggregatesError::UnknownMetrics(missing)));
     }
     let mut resolved = Vec::with_capacity(found.len());
-    let mut unknown = Vec::new();
+    let mut unknown = None;
     for (reference, entry) in ops.refs.iter().zip(found) {
         let Some(entry) = entry else { continue };
         caller.enforce(state, "get metric", &metric_target(&entry.metric))?;
@@ -384,11 +396,16 @@ async fn resolve_ids(
                     windows: Vec::new(),
                 });
             }
-            _ => unknown.push((reference.metric.clone(), reference.aggregation.clone())),
+            _ => {
+                unknown.get_or_insert((reference.metric.clone(), reference.aggregation.clone()));
+            }
         }
     }
-    if !unknown.is_empty() {
-        return Err(domain_error(AggregatesError::UnknownAggregation(unknown)));
+    if let Some((metric, aggregation)) = unknown {
+        return Err(domain_error(AggregatesError::UnknownAggregation {
+            metric,
+            aggregation,
+        }));
     }
     Ok(resolved)
 }
@@ -568,11 +585,8 @@ fn write_rows(out: &mut Vec<u8>, any: &mut bool, block: &Block, values: &[f64], 
         if drop_nan && !value.is_finite() {
             continue;
         }
-        if block.boolean {
-            rows.push_bool(out, timestamp, value);
-        } else {
-            rows.push(out, timestamp, value);
-        }
+        // Comparisons too: Gnocchi answers their truth as 0.0 and 1.0.
+        rows.push(out, timestamp, value);
     }
     *any = rows.any();
 }
@@ -744,7 +758,7 @@ async fn expand(
     let mut resolved: Vec<Resolved> = Vec::new();
     // For each original reference, the indices of its expansion.
     let mut expansion: Vec<Vec<usize>> = Vec::with_capacity(ops.refs.len());
-    let mut unknown = Vec::new();
+    let mut unknown = None;
     // Where each (resource, metric name, aggregation) went: a search over
     // thousands of resources must not compare paths pairwise.
     let mut seen: HashMap<(Uuid, &str, &str), usize> = HashMap::new();
@@ -776,7 +790,7 @@ async fn expand(
                 let method = match reference.aggregation.parse::<Method>() {
                     Ok(m) if entry.policy.aggregation_methods().contains(&m) => m,
                     _ => {
-                        unknown.push((id.to_string(), reference.aggregation.clone()));
+                        unknown.get_or_insert((id.to_string(), reference.aggregation.clone()));
                         continue;
                     }
                 };
@@ -797,8 +811,11 @@ async fn expand(
         }
         expansion.push(indices);
     }
-    if !unknown.is_empty() {
-        return Err(domain_error(AggregatesError::UnknownAggregation(unknown)));
+    if let Some((metric, aggregation)) = unknown {
+        return Err(domain_error(AggregatesError::UnknownAggregation {
+            metric,
+            aggregation,
+        }));
     }
     let root = rewrite(&ops.root, &expansion);
     Ok((

@@ -142,16 +142,6 @@ impl MeasureRows {
         });
     }
 
-    /// Appends a row with a boolean (comparison) value; NaN stays NaN.
-    pub(crate) fn push_bool(&mut self, out: &mut Vec<u8>, timestamp: i64, value: f64) {
-        if value.is_nan() {
-            return self.push(out, timestamp, value);
-        }
-        self.row(out, timestamp, |rest| {
-            let _ = io::Write::write_all(rest, if value != 0.0 { b"true" } else { b"false" });
-        });
-    }
-
     fn row(&mut self, out: &mut Vec<u8>, timestamp: i64, value: impl FnOnce(&mut &mut [u8])) {
         let mut row = [0_u8; ROW_MAX];
         let mut text = [0_u8; ISO_MAX_LEN];
@@ -344,13 +334,13 @@ mod tests {
         let mut rows = MeasureRows::seconds(60_000_000_000);
         rows.push(&mut out, t, 1.5);
         let mut more = MeasureRows::calendar("M").after(rows.any());
-        more.push_bool(&mut out, t + 1_000, 1.0);
-        more.push_bool(&mut out, t, f64::NAN);
+        more.push(&mut out, t + 1_000, 1.0);
+        more.push(&mut out, t, f64::NAN);
         out.push(b']');
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "[[\"2015-03-06T14:33:57+00:00\", 60.0, 1.5], \
-             [\"2015-03-06T14:33:57.000001+00:00\", \"M\", true], \
+             [\"2015-03-06T14:33:57.000001+00:00\", \"M\", 1.0], \
              [\"2015-03-06T14:33:57+00:00\", \"M\", NaN]]"
         );
     }

@@ -964,3 +964,57 @@ fn search_values_in_metrics() {
         json!("Unknown operator not")
     );
 }
+
+#[test]
+fn comparisons_answer_their_truth_as_numbers() {
+    // Gnocchi 4.7.1 writes a comparison's result as 0.0 or 1.0.
+    let server = server();
+    let (a, _) = two_metrics(&server);
+    let body = ok(send(
+        &server,
+        "POST",
+        "/v1/aggregates?granularity=1&refresh=true",
+        &json!({"operations": format!("(> (metric {a} mean) 1.5)")}),
+    ));
+    assert_eq!(
+        body["measures"][&a]["mean"],
+        json!([
+            ["2024-01-01T10:00:00+00:00", 1.0, 0.0],
+            ["2024-01-01T10:00:01+00:00", 1.0, 1.0],
+            ["2024-01-01T10:00:02+00:00", 1.0, 1.0]
+        ])
+    );
+}
+
+#[test]
+fn aggregates_refuse_unknown_body_keys_and_name_one_unknown_aggregation() {
+    let server = server();
+    let (a, b) = two_metrics(&server);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates",
+        &json!({"operations": format!("(metric {a} mean)"), "foo": 1}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"],
+        json!({
+            "cause": "Invalid input",
+            "reason": "extra keys not allowed @ data['foo']",
+            "detail": ["foo"],
+        })
+    );
+    // Gnocchi's storage stops at the first reference lacking its aggregation.
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/aggregates",
+        &json!({"operations": format!("(metric ({a} what?) ({b} nope))")}),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"],
+        json!({"cause": "Metrics with unknown aggregation", "detail": [[a, "what?"]]})
+    );
+}
