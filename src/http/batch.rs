@@ -219,12 +219,11 @@ impl<'de> MapVisit<'de> for MetricsOfResource<'_> {
 
     fn visit<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         entries(map, |name, map| {
-            let path = [self.resource.to_owned(), name];
             let measures = map.next_value_seed(MetricMeasuresSeed {
                 now: self.now,
-                path: &path,
+                resource: self.resource,
+                name: &name,
             })?;
-            let [_, name] = path;
             Ok(measures.map(|measures| (name, measures)))
         })
     }
@@ -239,22 +238,28 @@ impl<'de> MapVisit<'de> for MetricsOfResource<'_> {
 
 /// Gnocchi's `BackwardCompatibleMeasuresList`: a list of measures, or
 /// `{"measures": [...], "archive_policy_name"?: str, "unit"?: str}`.
+/// Where it stands is only written out for a refusal: this is the write path.
 struct MetricMeasuresSeed<'a> {
     now: i64,
-    /// `[resource id, metric name]`.
-    path: &'a [String],
+    resource: &'a str,
+    name: &'a str,
 }
 
 impl MetricMeasuresSeed<'_> {
+    /// `[resource id, metric name]`.
+    fn path(&self) -> Vec<String> {
+        vec![self.resource.to_owned(), self.name.to_owned()]
+    }
+
     fn path_of(&self, key: &str) -> Vec<String> {
-        let mut path = self.path.to_vec();
+        let mut path = self.path();
         path.push(key.to_owned());
         path
     }
 
     fn malformed(&self) -> Result<MetricMeasures, Invalid> {
         Err(Invalid::value(
-            self.path,
+            &self.path(),
             MeasuresInvalid::Format.to_string(),
         ))
     }
@@ -282,7 +287,7 @@ impl<'de> Visitor<'de> for MetricMeasuresSeed<'_> {
                 measures,
                 ..MetricMeasures::default()
             }),
-            Err(invalid) => Err(Invalid::value(self.path, invalid.to_string())),
+            Err(invalid) => Err(Invalid::value(&self.path(), invalid.to_string())),
         })
     }
 
@@ -299,23 +304,24 @@ impl<'de> Visitor<'de> for MetricMeasuresSeed<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let path = self.path_of(&key);
             match key.as_ref() {
                 "measures" => {
                     seen_measures = true;
                     match map.next_value_seed(MeasureList { now: self.now })? {
                         Ok(measures) => out.measures = measures,
-                        Err(found) => invalid = Some(Invalid::value(&path, found.to_string())),
+                        Err(found) => {
+                            invalid = Some(Invalid::value(&self.path_of(&key), found.to_string()));
+                        }
                     }
                 }
                 "archive_policy_name" | "unit" => match map.next_value::<serde_json::Value>()? {
                     serde_json::Value::String(text) if key == "unit" => out.unit = Some(text),
                     serde_json::Value::String(text) => out.archive_policy_name = Some(text),
-                    _ => invalid = Some(Invalid::value(&path, "expected str")),
+                    _ => invalid = Some(Invalid::value(&self.path_of(&key), "expected str")),
                 },
                 _ => {
                     map.next_value::<IgnoredAny>()?;
-                    invalid = Some(Invalid::key(path, "extra keys not allowed"));
+                    invalid = Some(Invalid::key(self.path_of(&key), "extra keys not allowed"));
                 }
             }
         }
