@@ -135,9 +135,11 @@ impl AttributeType {
             AttributeType::String { .. } | AttributeType::Uuid => get_text(row, col)?
                 .map(Value::String)
                 .unwrap_or(Value::Null),
-            AttributeType::Number { .. } => {
-                get_f64(row, col)?.map(num_value).unwrap_or(Value::Null)
-            }
+            // Read back from a float column, as Gnocchi's are: `4.0`, not `4`.
+            AttributeType::Number { .. } => get_f64(row, col)?
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             AttributeType::Bool => get_i64(row, col)?
                 .map(|v| Value::Bool(v != 0))
                 .unwrap_or(Value::Null),
@@ -153,17 +155,6 @@ fn fmt_num(f: f64) -> String {
         format!("{}", f as i64)
     } else {
         format!("{f}")
-    }
-}
-
-/// Integral numbers render as JSON integers, as Gnocchi's do.
-pub(crate) fn num_value(f: f64) -> Value {
-    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        Value::from(f as i64)
-    } else {
-        serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
     }
 }
 

@@ -369,12 +369,29 @@ fn check_attributes(
     Ok(out)
 }
 
+/// Numbers just written are shown as the client gave them (`4` stays `4`), as
+/// Gnocchi answers a create or a patch with the object it was given; read back
+/// later they come from the float column (`4.0`).
+fn keep_given_numbers(r: &mut Resource, rt: &ResourceType, given: &serde_json::Map<String, Value>) {
+    for (name, value) in given {
+        let is_number = matches!(
+            rt.attributes.get(name).map(|a| &a.attr_type),
+            Some(AttributeType::Number { .. })
+        );
+        if is_number && value.is_number() {
+            r.attributes.insert(name.clone(), value.clone());
+        }
+    }
+}
+
 /// A validated value back to its JSON rendering (as `AttributeType::read` gives it).
 fn arg_to_json(t: &AttributeType, a: &Arg) -> Value {
     match (t, a) {
         (AttributeType::Bool, Arg::Int(Some(v))) => Value::Bool(*v != 0),
         (AttributeType::Datetime, Arg::Int(Some(v))) => Value::String(time::iso(time::from_us(*v))),
-        (_, Arg::Float(Some(f))) => crate::resource_types::num_value(*f),
+        (_, Arg::Float(Some(f))) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         (_, Arg::Text(Some(s))) => Value::String(s.clone()),
         (_, Arg::Int(Some(v))) => Value::from(*v),
         _ => Value::Null,
@@ -445,8 +462,9 @@ impl Indexer {
         }
         self.set_resource_metrics(&mut tx, new.id, &new.creator, &new.metrics)
             .await?;
-        let r = self.get_resource_tx(&mut tx, &rt, new.id).await?;
+        let mut r = self.get_resource_tx(&mut tx, &rt, new.id).await?;
         tx.commit().await?;
+        keep_given_numbers(&mut r, &rt, &new.attributes);
         Ok(r)
     }
 
@@ -881,8 +899,9 @@ impl Indexer {
             self.set_resource_metrics(&mut tx, id, &full.creator, metrics)
                 .await?;
         }
-        let r = self.get_resource_tx(&mut tx, &route_rt, id).await?;
+        let mut r = self.get_resource_tx(&mut tx, &route_rt, id).await?;
         tx.commit().await?;
+        keep_given_numbers(&mut r, &route_rt, &update.attributes);
         Ok(r)
     }
 

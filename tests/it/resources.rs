@@ -1465,3 +1465,45 @@ fn attribute_definitions_no_type_accepts_are_refused_as_gnocchi_refuses_them() {
     let reply = send(&server, "POST", "/v1/resource_type", ADMIN, &body);
     assert_eq!(reply.status, 201, "{}", reply.body);
 }
+
+#[test]
+fn numbers_read_back_from_their_float_column() {
+    let server = TestServer::spawn(&[]);
+    let reply = send(
+        &server,
+        "POST",
+        "/v1/resource_type",
+        ADMIN,
+        &json!({"name": "flavored", "attributes": {
+            "vcpus": {"type": "number", "required": false},
+            "ram": {"type": "number", "required": false},
+        }}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    // Gnocchi answers a create or a patch with the numbers it was given…
+    let created = create(
+        &server,
+        "flavored",
+        json!({"id": "f1", "vcpus": 4, "ram": 2.5}),
+    );
+    assert!(created["vcpus"].is_u64(), "{created}");
+    assert_eq!(created["ram"], json!(2.5));
+    // …and reads them back from a float column: 4.0 from then on.
+    let path = "/v1/resource/flavored/f1";
+    let shown = send(&server, "GET", path, FOOBAR, &Value::Null).json();
+    assert!(shown["vcpus"].is_f64(), "{shown}");
+    assert_eq!(shown["vcpus"].as_f64(), Some(4.0));
+    let patched = send(&server, "PATCH", path, FOOBAR, &json!({"ram": 8})).json();
+    assert!(patched["ram"].is_u64(), "{patched}");
+    assert!(patched["vcpus"].is_f64(), "{patched}");
+    let history = send(
+        &server,
+        "GET",
+        &format!("{path}/history"),
+        FOOBAR,
+        &Value::Null,
+    )
+    .json();
+    assert!(history[0]["vcpus"].is_f64(), "{history}");
+    assert!(history[1]["ram"].is_f64(), "{history}");
+}
