@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use carbonara::aggregation::{Method, Scratch};
 use carbonara::calendar::{resample_calendar, CalendarGrouping};
 use carbonara::timespan::{format_seconds, parse_timespan};
+use carbonara::timestamp::floor;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -303,18 +304,21 @@ async fn get(
             .await
             .map_err(ApiError::internal)?;
     }
-    let series = state
-        .storage
-        .read_aggregates(
-            entry.metric.id,
-            &entry.policy,
-            method,
-            granularity,
-            start,
-            stop,
-        )
-        .await
-        .map_err(ApiError::internal)?;
+    let storage = &state.storage;
+    let (metric, policy) = (entry.metric.id, &entry.policy);
+    let series = match resample {
+        None => {
+            storage
+                .read_aggregates(metric, policy, method, granularity, start, stop)
+                .await
+        }
+        Some(_) => {
+            storage
+                .read_aggregates_to_resample(metric, policy, method, granularity, start, stop)
+                .await
+        }
+    }
+    .map_err(ApiError::internal)?;
     let mut body = Vec::with_capacity(64 + series.iter().map(|s| s.len() * 48).sum::<usize>());
     body.push(b'[');
     let mut any = false;
@@ -326,10 +330,13 @@ async fn get(
                 let regrouped = stored
                     .resample(every, method, &mut scratch)
                     .map_err(|err| ApiError::bad_request(err.to_string()))?;
-                (MeasureRows::seconds(every), Some(regrouped.into_parts()))
+                let first = start.map(|s| floor(s, every));
+                let (timestamps, values) = regrouped.into_parts();
+                let kept = buckets_in_range(timestamps, values, first, stop);
+                (MeasureRows::seconds(every), Some(kept))
             }
             Some(Resample::Calendar(grouping)) => {
-                let regrouped = resample_calendar(
+                let (timestamps, values) = resample_calendar(
                     stored.timestamps(),
                     stored.values(),
                     grouping,
@@ -337,7 +344,11 @@ async fn get(
                     &mut scratch,
                 )
                 .map_err(|err| ApiError::bad_request(err.to_string()))?;
-                (MeasureRows::calendar(grouping), Some(regrouped))
+                // Gnocchi fails on `start` with a calendar grouping; the
+                // period holding it is what one asks for.
+                let first = start.map(|s| grouping.bounds(s).0);
+                let kept = buckets_in_range(timestamps, values, first, stop);
+                (MeasureRows::calendar(grouping), Some(kept))
             }
         };
         let (timestamps, values) = match &regrouped {
@@ -359,6 +370,23 @@ async fn get(
         body,
     )
         .into_response())
+}
+
+/// The resampled buckets from `first` on and before `stop`. Whole splits
+/// were resampled; Gnocchi's `fetch` keeps these buckets of them.
+fn buckets_in_range(
+    mut timestamps: Vec<i64>,
+    mut values: Vec<f64>,
+    first: Option<i64>,
+    stop: Option<i64>,
+) -> (Vec<i64>, Vec<f64>) {
+    let hi = stop.map_or(timestamps.len(), |s| timestamps.partition_point(|&t| t < s));
+    let lo = first.map_or(0, |f| timestamps[..hi].partition_point(|&t| t < f));
+    timestamps.truncate(hi);
+    values.truncate(hi);
+    timestamps.drain(..lo);
+    values.drain(..lo);
+    (timestamps, values)
 }
 
 fn aggregation_missing(entry: &CachedMetric, method: &str) -> ApiError {
