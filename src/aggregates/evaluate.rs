@@ -10,7 +10,7 @@ use carbonara::aggregation::Scratch;
 use carbonara::calendar::{resample_calendar, CalendarGrouping};
 use serde_json::{json, Value};
 
-use super::parse::{clip, AggKind, Node, Operations, RowAgg, Sampling};
+use super::parse::{clip, AggKind, Node, Operations, Sampling};
 use super::AggregatesError;
 
 /// How holes in the grid are treated (`?fill=`).
@@ -436,9 +436,6 @@ fn eval(
         Node::Aggregate { agg, input } => {
             let mut frame = frame(eval(input, grid, lookup_keys, scratch)?)?;
             let block = &mut frame.block;
-            if agg.rate {
-                rate_of_change(block);
-            }
             let values = match reduce_columns(agg.kind, &block.columns, block.timestamps.len()) {
                 Some(values) => values,
                 None => {
@@ -452,7 +449,7 @@ fn eval(
                                     .iter()
                                     .map(|c| c.values.get(r).copied().unwrap_or(f64::NAN)),
                             );
-                            reduce(agg.kind, &mut row)
+                            reduce(agg.kind, &mut row, Summation::Pairwise)
                         })
                         .collect()
                 }
@@ -461,6 +458,11 @@ fn eval(
                 reference: None,
                 values,
             }];
+            // As Gnocchi's `rated_agg`: the rate of the aggregate, not the
+            // aggregate of the rates (`rate:max` is not `max` of differences).
+            if agg.rate {
+                rate_of_change(block);
+            }
             frame.aggregated = true;
             Value_::Frame(frame)
         }
@@ -530,6 +532,13 @@ fn eval(
                 });
             }
             block.timestamps.drain(..window - 1);
+            // Gnocchi's windows are strided views of the (time × metric)
+            // matrix: contiguous only when there is one metric.
+            let summation = if block.columns.len() == 1 {
+                Summation::Pairwise
+            } else {
+                Summation::InOrder
+            };
             let mut buffer = Vec::with_capacity(*window);
             for column in &mut block.columns {
                 column.values = column
@@ -537,14 +546,14 @@ fn eval(
                     .windows(*window)
                     .map(|w| {
                         buffer.clear();
-                        if agg.rate {
-                            buffer.extend(w.windows(2).map(|p| p[1] - p[0]));
-                        } else {
-                            buffer.extend_from_slice(w);
-                        }
-                        reduce(agg.kind, &mut buffer)
+                        buffer.extend_from_slice(w);
+                        reduce(agg.kind, &mut buffer, summation)
                     })
                     .collect();
+            }
+            // As for `aggregate`: the rate of the rolling aggregate.
+            if agg.rate {
+                rate_of_change(block);
             }
             Value_::Frame(frame)
         }
@@ -669,6 +678,10 @@ fn rate_of_change(block: &mut Block) {
 /// same additions in the same order, so the same results). `None` for kinds
 /// that need a row's values together (median, percentiles, std, var).
 fn reduce_columns(kind: AggKind, columns: &[Column], rows: usize) -> Option<Vec<f64>> {
+    // numpy sums a row of 8 metrics or more pairwise, not in order.
+    if columns.len() >= 8 && matches!(kind, AggKind::Sum | AggKind::Mean) {
+        return None;
+    }
     // `-0.0` is the neutral element `Iterator::sum` starts from.
     let start = match kind {
         AggKind::Min => f64::INFINITY,
@@ -679,9 +692,13 @@ fn reduce_columns(kind: AggKind, columns: &[Column], rows: usize) -> Option<Vec<
     let mut counts = vec![0u32; rows];
     // One monomorphic loop per fold, so the fold inlines into it.
     match kind {
+        // A NaN adds `0.0` in its place, as in `numpy.nansum`.
         AggKind::Sum | AggKind::Mean | AggKind::Count => {
-            fold_columns(columns, &mut acc, &mut counts, |a, v| a + v)
+            fold_columns(columns, &mut acc, &mut counts, |a, v| {
+                a + if v.is_nan() { 0.0 } else { v }
+            })
         }
+        // `f64::min` and `f64::max` pass NaNs over.
         AggKind::Min => fold_columns(columns, &mut acc, &mut counts, f64::min),
         AggKind::Max => fold_columns(columns, &mut acc, &mut counts, f64::max),
         _ => return None,
@@ -699,7 +716,7 @@ fn reduce_columns(kind: AggKind, columns: &[Column], rows: usize) -> Option<Vec<
     )
 }
 
-/// Folds the non-NaN values of every column into `acc`, counting them.
+/// Folds the values of every column into `acc`, counting the non-NaN ones.
 fn fold_columns(
     columns: &[Column],
     acc: &mut [f64],
@@ -707,64 +724,132 @@ fn fold_columns(
     fold: impl Fn(f64, f64) -> f64,
 ) {
     for column in columns {
-        for ((a, n), &v) in acc.iter_mut().zip(counts.iter_mut()).zip(&column.values) {
-            if !v.is_nan() {
-                *a = fold(*a, v);
-                *n += 1;
-            }
+        // A short column lacks its last rows: NaNs, as in the row reduction.
+        let values = column.values.iter().chain(std::iter::repeat(&f64::NAN));
+        for ((a, n), &v) in acc.iter_mut().zip(counts.iter_mut()).zip(values) {
+            *a = fold(*a, v);
+            *n += u32::from(!v.is_nan());
         }
     }
 }
 
-/// numpy's NaN-skipping reduction of `values` (reordered in place).
-pub(crate) fn reduce(kind: AggKind, values: &mut Vec<f64>) -> f64 {
-    values.retain(|v| !v.is_nan());
-    if values.is_empty() {
+/// The order in which numpy adds up a reduction, which Gnocchi's array
+/// layout decides and which shows in the last digit of sums and means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Summation {
+    /// A contiguous run (a row across metrics, the windows of one series):
+    /// numpy's pairwise sum.
+    Pairwise,
+    /// Strided windows (rolling over several series): numpy walks the
+    /// window axis outermost, one addition after another.
+    InOrder,
+}
+
+impl Summation {
+    /// The sum of `term(v)` over `values`, in numpy's order.
+    fn sum(self, values: &[f64], term: impl Fn(f64) -> f64 + Copy) -> f64 {
+        match self {
+            Summation::Pairwise => pairwise_sum(values, term),
+            Summation::InOrder => values.iter().fold(-0.0, |total, &v| total + term(v)),
+        }
+    }
+}
+
+/// numpy's `add.reduce` of a contiguous run: in order below 8 values, eight
+/// interleaved partial sums up to 128, halves (on a multiple of 8) above.
+fn pairwise_sum(values: &[f64], term: impl Fn(f64) -> f64 + Copy) -> f64 {
+    let n = values.len();
+    if n < 8 {
+        return values.iter().fold(-0.0, |total, &v| total + term(v));
+    }
+    if n <= 128 {
+        let mut partial = [0.0; 8];
+        for (p, &v) in partial.iter_mut().zip(values) {
+            *p = term(v);
+        }
+        let whole = n - n % 8;
+        for chunk in values[8..whole].chunks_exact(8) {
+            for (p, &v) in partial.iter_mut().zip(chunk) {
+                *p += term(v);
+            }
+        }
+        let [a, b, c, d, e, f, g, h] = partial;
+        let mut total = ((a + b) + (c + d)) + ((e + f) + (g + h));
+        for &v in &values[whole..] {
+            total += term(v);
+        }
+        return total;
+    }
+    let mut half = n / 2;
+    half -= half % 8;
+    pairwise_sum(&values[..half], term) + pairwise_sum(&values[half..], term)
+}
+
+/// numpy's NaN-skipping reduction of `values` (reordered in place), adding
+/// up as `summation` says. As in `numpy.nansum` and `nanvar`, a NaN counts
+/// as `0.0` in its place in the sums and is left out of the counts.
+pub(crate) fn reduce(kind: AggKind, values: &mut Vec<f64>, summation: Summation) -> f64 {
+    let n = values.iter().filter(|v| !v.is_nan()).count() as f64;
+    if n == 0.0 {
         return if kind == AggKind::Count {
             0.0
         } else {
             f64::NAN
         };
     }
-    let n = values.len() as f64;
-    let mean = || values.iter().sum::<f64>() / n;
+    let zero_nan = |v: f64| if v.is_nan() { 0.0 } else { v };
+    let mean = || summation.sum(values, zero_nan) / n;
     match kind {
         AggKind::Count => n,
-        AggKind::Sum => values.iter().sum(),
+        AggKind::Sum => summation.sum(values, zero_nan),
         AggKind::Mean => mean(),
-        AggKind::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
-        AggKind::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         AggKind::Var | AggKind::Std => {
             let m = mean();
-            let var = values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n;
+            let square = |v: f64| if v.is_nan() { 0.0 } else { (v - m) * (v - m) };
+            let var = summation.sum(values, square) / n;
             if kind == AggKind::Std {
                 var.sqrt()
             } else {
                 var
             }
         }
-        AggKind::Median => percentile(values, 50.0),
-        AggKind::Percentile(q) => percentile(values, f64::from(q)),
+        AggKind::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+        AggKind::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        AggKind::Median => {
+            values.retain(|v| !v.is_nan());
+            median(values)
+        }
+        AggKind::Percentile(q) => {
+            values.retain(|v| !v.is_nan());
+            percentile(values, f64::from(q))
+        }
     }
 }
 
-/// numpy's linear-interpolation percentile.
-fn percentile(values: &mut [f64], q: f64) -> f64 {
+/// `numpy.median`: the middle value, or the mean of the middle two.
+fn median(values: &mut [f64]) -> f64 {
     values.sort_unstable_by(f64::total_cmp);
-    let rank = q / 100.0 * (values.len() - 1) as f64;
-    let low = rank.floor() as usize;
-    let high = rank.ceil() as usize;
-    values[low] + (values[high] - values[low]) * (rank - low as f64)
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
 }
 
-/// [`reduce`] for a whole row agg (rates are differences first).
-pub fn reduce_row(agg: RowAgg, values: &[f64]) -> f64 {
-    let mut buffer: Vec<f64> = if agg.rate {
-        values.windows(2).map(|w| w[1] - w[0]).collect()
+/// `numpy.percentile` with its default linear method, interpolating from
+/// the nearer end as numpy's `_lerp` does.
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let rank = (values.len() - 1) as f64 * (q / 100.0);
+    let low = rank.floor();
+    let (a, b) = (values[low as usize], values[rank.ceil() as usize]);
+    let t = rank - low;
+    if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
     } else {
-        values.to_vec()
-    };
-    reduce(agg.kind, &mut buffer)
+        a + (b - a) * t
+    }
 }
 
 #[cfg(test)]
@@ -903,6 +988,32 @@ mod tests {
     }
 
     #[test]
+    fn rates_are_taken_of_the_aggregate_as_gnocchi_takes_them() {
+        let series: &[(&[i64], &[f64])] = &[
+            (&[S, 2 * S, 3 * S], &[1.0, 4.0, 9.0]),
+            (&[S, 2 * S, 3 * S], &[3.0, 2.0, 10.0]),
+        ];
+        // Row maxima 3, 4, 10: their differences, not the larger difference.
+        let out = run(
+            json!("(aggregate rate:max (metric (a mean) (b mean)))"),
+            series,
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert_eq!(out.blocks[0].timestamps, vec![2 * S, 3 * S]);
+        assert_eq!(out.blocks[0].columns[0].values, vec![1.0, 6.0]);
+        // Rolling means 2.5 and 6.5, one row later than the plain rolling mean.
+        let out = run(
+            json!("(rolling rate:mean 2 (metric a mean))"),
+            &series[..1],
+            Fill::Dropna,
+        )
+        .unwrap();
+        assert_eq!(out.blocks[0].timestamps, vec![3 * S]);
+        assert_eq!(out.blocks[0].columns[0].values, vec![4.0]);
+    }
+
+    #[test]
     fn granularity_planning() {
         let a = [60 * S, S];
         let b = [5 * S];
@@ -970,7 +1081,7 @@ mod tests {
                         .iter()
                         .map(|c| c.values.get(r).copied().unwrap_or(nan))
                         .collect();
-                    reduce(kind, &mut row)
+                    reduce(kind, &mut row, Summation::Pairwise)
                 })
                 .collect();
             assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{kind:?}");
@@ -990,13 +1101,54 @@ mod tests {
         assert_eq!(out.blocks[0].columns[0].values, vec![3.0, 12.0]);
     }
 
+    /// numpy 2.4's answers for one row of 20 metrics, with and without a
+    /// missing value: pairwise sums, not in-order ones (-511.17800000000005).
+    #[test]
+    fn row_reductions_give_numpys_last_digit() {
+        let row = vec![
+            -35.233, -69.83, 30.187, -85.513, 7.176, -26.862, -88.4, 1.487, -92.501, -13.271,
+            -86.029, -81.857, -15.096, 65.37, -75.24, -55.352, 25.487, 89.542, 15.421, -20.664,
+        ];
+        let pairwise = |kind, row: &Vec<f64>| reduce(kind, &mut row.clone(), Summation::Pairwise);
+        assert_eq!(pairwise(AggKind::Sum, &row), -511.17799999999994);
+        assert_eq!(pairwise(AggKind::Mean, &row), -25.558899999999998);
+        assert_eq!(pairwise(AggKind::Std, &row), 52.563443358383594);
+        let mut gap = row.clone();
+        gap[3] = f64::NAN;
+        assert_eq!(pairwise(AggKind::Sum, &gap), -425.665);
+        assert_eq!(pairwise(AggKind::Mean, &gap), -22.40342105263158);
+        assert_eq!(pairwise(AggKind::Std, &gap), 52.04989182790296);
+        assert_eq!(
+            reduce(AggKind::Sum, &mut row.clone(), Summation::InOrder),
+            -511.17800000000005
+        );
+    }
+
     #[test]
     fn percentiles_match_numpy() {
-        assert_eq!(reduce(AggKind::Median, &mut vec![3.0, 1.0, 2.0, 4.0]), 2.5);
         assert_eq!(
-            reduce(AggKind::Percentile(90), &mut vec![1.0, 2.0, 3.0, 4.0, 5.0]),
+            reduce(
+                AggKind::Median,
+                &mut vec![3.0, 1.0, 2.0, 4.0],
+                Summation::Pairwise
+            ),
+            2.5
+        );
+        assert_eq!(
+            reduce(
+                AggKind::Percentile(90),
+                &mut vec![1.0, 2.0, 3.0, 4.0, 5.0],
+                Summation::Pairwise
+            ),
             4.6
         );
-        assert_eq!(reduce(AggKind::Count, &mut vec![f64::NAN, 1.0]), 1.0);
+        assert_eq!(
+            reduce(
+                AggKind::Count,
+                &mut vec![f64::NAN, 1.0],
+                Summation::Pairwise
+            ),
+            1.0
+        );
     }
 }
