@@ -272,10 +272,27 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(raw.as_deref());
+    // Gnocchi's `MetricListSchema` takes one string per filter.
+    const FILTERS: [&str; 8] = [
+        "user_id",
+        "project_id",
+        "creator",
+        "name",
+        "id",
+        "unit",
+        "archive_policy_name",
+        "status",
+    ];
+    if let Some(name) = query.first_repeated(&FILTERS) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input: expected str for dictionary value @ data['{name}']"
+        )));
+    }
     let page = query.pagination(state.config.max_limit, &["id:asc"])?;
     let mut filter = MetricFilter {
         ids: query
-            .all("id")
+            .get("id")
+            .into_iter()
             .map(|id| {
                 Uuid::parse_str(id)
                     .map_err(|_| ApiError::bad_request(format!("Invalid metric id: {id}")))

@@ -46,6 +46,16 @@ impl QueryParams {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The first of `names`, in query order, given more than once: Pecan
+    /// hands such a parameter over as a list, which a schema expecting one
+    /// string refuses.
+    pub(crate) fn first_repeated(&self, names: &[&str]) -> Option<&str> {
+        self.pairs
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .find(|key| names.contains(key) && self.all(key).nth(1).is_some())
+    }
+
     /// A boolean parameter, spelled as oslo's `bool_from_string` accepts.
     pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {

@@ -1568,3 +1568,23 @@ fn resampling_counts_whole_buckets_around_start_and_stop() {
         json!([["2015-01-01T00:10:00+00:00", 600.0, 1.0]])
     );
 }
+
+#[test]
+fn metric_list_filters_take_one_value_each() {
+    let server = TestServer::spawn(&[]);
+    let reply = send(
+        &server,
+        "GET",
+        "/v1/metric?unit=s&name=a&name=b",
+        FOOBAR,
+        &Value::Null,
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["description"],
+        json!("Invalid input: expected str for dictionary value @ data['name']")
+    );
+    // Repeated pagination and unknown parameters are not filters.
+    let path = "/v1/metric?sort=name:asc&sort=id:asc&foo=1&foo=2";
+    assert_eq!(send(&server, "GET", path, FOOBAR, &Value::Null).status, 200);
+}
