@@ -289,20 +289,30 @@ impl AggregatedSeries {
 
     /// Keeps only the points with `start <= t < stop`, in place.
     pub fn retain_range(&mut self, start: Option<i64>, stop: Option<i64>) {
-        let hi = stop.map_or(self.timestamps.len(), |s| {
-            self.timestamps.partition_point(|&t| t < s)
-        });
-        self.timestamps.truncate(hi);
-        self.values.truncate(hi);
-        let lo = start.map_or(0, |s| self.timestamps.partition_point(|&t| t < s));
-        self.timestamps.drain(..lo);
-        self.values.drain(..lo);
+        retain_range(&mut self.timestamps, &mut self.values, start, stop);
     }
 
     /// Gives the parts back.
     pub fn into_parts(self) -> (Vec<i64>, Vec<f64>) {
         (self.timestamps, self.values)
     }
+}
+
+/// Keeps only the points with `start <= t < stop` of sorted `timestamps`
+/// and their `values`, in place: [`AggregatedSeries::retain_range`] for
+/// series held as parts (calendar groupings have no granularity).
+pub fn retain_range(
+    timestamps: &mut Vec<i64>,
+    values: &mut Vec<f64>,
+    start: Option<i64>,
+    stop: Option<i64>,
+) {
+    let hi = stop.map_or(timestamps.len(), |s| timestamps.partition_point(|&t| t < s));
+    timestamps.truncate(hi);
+    values.truncate(hi);
+    let lo = start.map_or(0, |s| timestamps.partition_point(|&t| t < s));
+    timestamps.drain(..lo);
+    values.drain(..lo);
 }
 
 #[cfg(test)]

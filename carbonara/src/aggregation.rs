@@ -342,13 +342,14 @@ fn percentile(values: &[f64], q: u8, offset: usize, select: &mut Vec<f64>) -> f6
     a * (ceil - position) + b * (position - floor)
 }
 
-/// Calls `emit(bucket_start, values_of_bucket)` for each non-empty bucket
+/// Calls `emit(bucket_start, offset, values_of_bucket)` for each non-empty
+/// bucket, `offset` being how many values come before the bucket's,
 /// over sorted `timestamps`; `bounds(t, previous_end)` gives the
 /// `[start, end)` of the bucket holding `t`, `previous_end` being the end of
 /// the previous bucket (`i64::MIN` at first), a hint that spares a division
 /// when buckets follow each other.
 #[inline(always)]
-fn for_each_bucket<B: Fn(i64, i64) -> (i64, i64), F: FnMut(i64, &[f64])>(
+fn for_each_bucket<B: Fn(i64, i64) -> (i64, i64), F: FnMut(i64, usize, &[f64])>(
     timestamps: &[i64],
     values: &[f64],
     bounds: B,
@@ -375,7 +376,7 @@ fn for_each_bucket<B: Fn(i64, i64) -> (i64, i64), F: FnMut(i64, &[f64])>(
         }
         let hi = hi.min(n);
         let j = lo + timestamps[lo..hi].partition_point(|&t| t < end);
-        emit(start, &values[i..j]);
+        emit(start, i, &values[i..j]);
         i = j;
     }
 }
@@ -482,15 +483,21 @@ fn grouped_base<B: Fn(i64, i64) -> (i64, i64) + Copy>(
     out_vals: &mut Vec<f64>,
 ) {
     // One monomorphized loop per method: the match stays out of the loop.
+    // `run!(f)` reduces each bucket with `f(values)`; `run!(offset f)` with
+    // `f(offset, values)`, for the methods whose answer depends on where the
+    // bucket stands in the series.
     macro_rules! run {
-        ($f:expr) => {
-            for_each_bucket(timestamps, values, bounds, |start, group| {
-                let v: f64 = $f(group);
+        (offset $f:expr) => {
+            for_each_bucket(timestamps, values, bounds, |start, offset, group| {
+                let v: f64 = $f(offset, group);
                 if !v.is_nan() {
                     out_ts.push(start);
                     out_vals.push(v);
                 }
             })
+        };
+        ($f:expr) => {
+            run!(offset | _, group | $f(group))
         };
     }
     match base {
@@ -503,11 +510,9 @@ fn grouped_base<B: Fn(i64, i64) -> (i64, i64) + Copy>(
         BaseMethod::Count => run!(|g: &[f64]| g.len() as f64),
         BaseMethod::Std => run!(std),
         BaseMethod::Median => run!(|g: &[f64]| median(g, select)),
-        BaseMethod::Percentile(q) => run!(|g: &[f64]| {
-            // How many values of the grouped series precede this bucket.
-            let offset = (g.as_ptr() as usize - values.as_ptr() as usize) / size_of::<f64>();
-            percentile(g, q, offset, select)
-        }),
+        BaseMethod::Percentile(q) => {
+            run!(offset |offset, g: &[f64]| percentile(g, q, offset, select))
+        }
     }
 }
 

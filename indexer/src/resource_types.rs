@@ -135,11 +135,7 @@ impl AttributeType {
             AttributeType::String { .. } | AttributeType::Uuid => get_text(row, col)?
                 .map(Value::String)
                 .unwrap_or(Value::Null),
-            // Read back from a float column, as Gnocchi's are: `4.0`, not `4`.
-            AttributeType::Number { .. } => get_f64(row, col)?
-                .and_then(serde_json::Number::from_f64)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            AttributeType::Number { .. } => get_f64(row, col)?.map_or(Value::Null, float_value),
             AttributeType::Bool => get_i64(row, col)?
                 .map(|v| Value::Bool(v != 0))
                 .unwrap_or(Value::Null),
@@ -156,6 +152,12 @@ fn fmt_num(f: f64) -> String {
     } else {
         format!("{f}")
     }
+}
+
+/// A number column's value as Gnocchi reads it back from its float column:
+/// `4.0`, not `4` (NaN and infinities, which JSON lacks, as null).
+pub(crate) fn float_value(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
 /// One attribute of a resource type.

@@ -389,9 +389,7 @@ fn arg_to_json(t: &AttributeType, a: &Arg) -> Value {
     match (t, a) {
         (AttributeType::Bool, Arg::Int(Some(v))) => Value::Bool(*v != 0),
         (AttributeType::Datetime, Arg::Int(Some(v))) => Value::String(time::iso(time::from_us(*v))),
-        (_, Arg::Float(Some(f))) => serde_json::Number::from_f64(*f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        (_, Arg::Float(Some(f))) => crate::resource_types::float_value(*f),
         (_, Arg::Text(Some(s))) => Value::String(s.clone()),
         (_, Arg::Int(Some(v))) => Value::from(*v),
         _ => Value::Null,

@@ -7,8 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use carbonara::aggregated::retain_range;
 use carbonara::aggregation::{Method, Scratch};
 use carbonara::calendar::{resample_calendar, CalendarGrouping};
+use carbonara::split::{SplitError, SplitKey};
 use carbonara::timespan::{format_seconds, parse_timespan};
 use carbonara::timestamp::floor;
 use serde_json::json;
@@ -304,21 +306,25 @@ async fn get(
             .await
             .map_err(ApiError::internal)?;
     }
-    let storage = &state.storage;
-    let (metric, policy) = (entry.metric.id, &entry.policy);
-    let series = match resample {
-        None => {
-            storage
-                .read_aggregates(metric, policy, method, granularity, start, stop)
-                .await
-        }
-        Some(_) => {
-            storage
-                .read_aggregates_to_resample(metric, policy, method, granularity, start, stop)
-                .await
-        }
-    }
-    .map_err(ApiError::internal)?;
+    // Gnocchi resamples the splits holding `start` and `stop` whole and
+    // cuts only the resampled buckets: a bucket straddling either counts all
+    // its points, and the first rate reaches back before `start`.
+    let (read_start, read_stop) = match (resample, granularity) {
+        (Some(_), Some(g)) => whole_splits(start, stop, g).map_err(ApiError::internal)?,
+        _ => (start, stop),
+    };
+    let series = state
+        .storage
+        .read_aggregates(
+            entry.metric.id,
+            &entry.policy,
+            method,
+            granularity,
+            read_start,
+            read_stop,
+        )
+        .await
+        .map_err(ApiError::internal)?;
     let mut body = Vec::with_capacity(64 + series.iter().map(|s| s.len() * 48).sum::<usize>());
     body.push(b'[');
     let mut any = false;
@@ -327,16 +333,14 @@ async fn get(
         let (mut rows, regrouped) = match resample {
             None => (MeasureRows::seconds(stored.granularity()), None),
             Some(Resample::Every(every)) => {
-                let regrouped = stored
+                let mut regrouped = stored
                     .resample(every, method, &mut scratch)
                     .map_err(|err| ApiError::bad_request(err.to_string()))?;
-                let first = start.map(|s| floor(s, every));
-                let (timestamps, values) = regrouped.into_parts();
-                let kept = buckets_in_range(timestamps, values, first, stop);
-                (MeasureRows::seconds(every), Some(kept))
+                regrouped.retain_range(start.map(|s| floor(s, every)), stop);
+                (MeasureRows::seconds(every), Some(regrouped.into_parts()))
             }
             Some(Resample::Calendar(grouping)) => {
-                let (timestamps, values) = resample_calendar(
+                let (mut timestamps, mut values) = resample_calendar(
                     stored.timestamps(),
                     stored.values(),
                     grouping,
@@ -347,8 +351,8 @@ async fn get(
                 // Gnocchi fails on `start` with a calendar grouping; the
                 // period holding it is what one asks for.
                 let first = start.map(|s| grouping.bounds(s).0);
-                let kept = buckets_in_range(timestamps, values, first, stop);
-                (MeasureRows::calendar(grouping), Some(kept))
+                retain_range(&mut timestamps, &mut values, first, stop);
+                (MeasureRows::calendar(grouping), Some((timestamps, values)))
             }
         };
         let (timestamps, values) = match &regrouped {
@@ -372,21 +376,18 @@ async fn get(
         .into_response())
 }
 
-/// The resampled buckets from `first` on and before `stop`. Whole splits
-/// were resampled; Gnocchi's `fetch` keeps these buckets of them.
-fn buckets_in_range(
-    mut timestamps: Vec<i64>,
-    mut values: Vec<f64>,
-    first: Option<i64>,
+/// `[start, stop)` widened to the whole splits of `granularity` holding
+/// `start` and `stop`.
+fn whole_splits(
+    start: Option<i64>,
     stop: Option<i64>,
-) -> (Vec<i64>, Vec<f64>) {
-    let hi = stop.map_or(timestamps.len(), |s| timestamps.partition_point(|&t| t < s));
-    let lo = first.map_or(0, |f| timestamps[..hi].partition_point(|&t| t < f));
-    timestamps.truncate(hi);
-    values.truncate(hi);
-    timestamps.drain(..lo);
-    values.drain(..lo);
-    (timestamps, values)
+    granularity: i64,
+) -> Result<(Option<i64>, Option<i64>), SplitError> {
+    let split = |t| SplitKey::containing(t, granularity);
+    Ok((
+        start.map(split).transpose()?.map(|key| key.start()),
+        stop.map(split).transpose()?.map(|key| key.end()),
+    ))
 }
 
 fn aggregation_missing(entry: &CachedMetric, method: &str) -> ApiError {

@@ -392,56 +392,6 @@ impl AggregateStore {
         start: Option<i64>,
         stop: Option<i64>,
     ) -> Result<Vec<AggregatedSeries>, StorageError> {
-        self.read_archives(
-            metric,
-            policy,
-            method,
-            granularity,
-            start,
-            stop,
-            Cut::Points,
-        )
-        .await
-    }
-
-    /// The archives [`AggregateStore::read_aggregates`] reads, for a resample
-    /// at read time: every point of the splits holding `[start, stop]`, not
-    /// cut to the range (the timespan still applies). Gnocchi resamples the
-    /// splits it loaded whole and cuts only the resampled buckets, so a
-    /// bucket straddling `start` or `stop` counts all its points, and the
-    /// first `rate:` difference reaches back to the point before `start`.
-    pub async fn read_aggregates_to_resample(
-        &self,
-        metric: Uuid,
-        policy: &ArchivePolicy,
-        method: Method,
-        granularity: Option<i64>,
-        start: Option<i64>,
-        stop: Option<i64>,
-    ) -> Result<Vec<AggregatedSeries>, StorageError> {
-        self.read_archives(
-            metric,
-            policy,
-            method,
-            granularity,
-            start,
-            stop,
-            Cut::Splits,
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn read_archives(
-        &self,
-        metric: Uuid,
-        policy: &ArchivePolicy,
-        method: Method,
-        granularity: Option<i64>,
-        start: Option<i64>,
-        stop: Option<i64>,
-        cut: Cut,
-    ) -> Result<Vec<AggregatedSeries>, StorageError> {
         let no_such = || StorageError::NoSuchAggregation {
             policy: policy.name().to_owned(),
             method,
@@ -461,7 +411,7 @@ impl AggregateStore {
             return Err(no_such());
         }
         stream::iter(items)
-            .map(|item| self.read_archive(metric, item, method, start, stop, cut))
+            .map(|item| self.read_archive(metric, item, method, start, stop))
             .buffered(4)
             .try_collect()
             .await
@@ -474,7 +424,6 @@ impl AggregateStore {
         method: Method,
         start: Option<i64>,
         stop: Option<i64>,
-        cut: Cut,
     ) -> Result<AggregatedSeries, StorageError> {
         let g = item.granularity();
         let prefix = keys::metric_prefix(metric);
@@ -483,22 +432,14 @@ impl AggregateStore {
         // Every stored split from the one holding `from` on: the range, and
         // after it the latest splits.
         let listed = self.splits_in_range(metric, g, from, None).await?;
-        let in_range = listed.partition_point(|&s| match (stop, cut) {
-            (None, _) => true,
-            (Some(t), Cut::Points) => s < t,
-            // The split starting at `stop` holds it.
-            (Some(t), Cut::Splits) => s <= t,
-        });
+        let in_range = listed.partition_point(|&s| stop.is_none_or(|t| s < t));
         let splits = self.read_split_set(metric, g, &listed[..in_range]).await?;
         // Splits come sorted and disjoint: their points concatenate in order,
         // into one vector (no series per split, no per-point re-check).
         let mut series =
             AggregatedSeries::from_splits(g, method, &splits).map_err(|e| corrupt(e.into()))?;
 
-        let mut lo = match cut {
-            Cut::Points => from.unwrap_or(i64::MIN),
-            Cut::Splits => i64::MIN,
-        };
+        let mut lo = from.unwrap_or(i64::MIN);
         if let Some(span) = item.timespan() {
             // The archive's latest point for this method, which may lie
             // after `stop`: walk back from the latest split, else the last
@@ -518,18 +459,9 @@ impl AggregateStore {
                 lo = lo.max(last.saturating_sub(span).saturating_add(1));
             }
         }
-        series.retain_range(Some(lo), stop.filter(|_| matches!(cut, Cut::Points)));
+        series.retain_range(Some(lo), stop);
         Ok(series)
     }
-}
-
-/// How much of the splits a read keeps.
-#[derive(Debug, Clone, Copy)]
-enum Cut {
-    /// The points in the asked range.
-    Points,
-    /// Every point of the splits read.
-    Splits,
 }
 
 #[cfg(test)]

@@ -331,17 +331,10 @@ fn compile_into(
                         .append(expr)
                         .push(" IS NULL)");
                 }
+                // `=`, `<`, `<=`, `>`, `>=`: the others are handled above.
                 (op, v) => {
-                    let sym = match op {
-                        Op::Eq => "=",
-                        Op::Lt => "<",
-                        Op::Le => "<=",
-                        Op::Gt => ">",
-                        Op::Ge => ">=",
-                        _ => unreachable!("handled above"),
-                    };
                     out.append(expr)
-                        .push(&format!(" {sym} "))
+                        .push(&format!(" {} ", op.symbol()))
                         .value(coerce(col, attr, v, creator, false)?);
                 }
             }

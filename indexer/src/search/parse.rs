@@ -18,6 +18,20 @@ pub enum Op {
 }
 
 impl Op {
+    /// The first spelling: the SQL operator for the comparisons.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::In => "in",
+            Op::Like => "like",
+        }
+    }
+
     /// Every spelling Gnocchi accepts.
     pub fn from_name(s: &str) -> Option<Op> {
         Some(match s {
@@ -355,27 +369,17 @@ pub fn parse_string(s: &str) -> Result<Filter> {
     Ok(f)
 }
 
-/// The JSON form of a filter, operators in their first spelling.
+/// The JSON form of a filter, operators in their first spelling ([`Op::symbol`]).
 fn tree(f: &Filter) -> Value {
     match f {
         Filter::And(items) => json!({"and": items.iter().map(tree).collect::<Vec<_>>()}),
         Filter::Or(items) => json!({"or": items.iter().map(tree).collect::<Vec<_>>()}),
         Filter::Not(inner) => json!({"not": tree(inner)}),
         Filter::Compare { op, attr, value } => {
-            let name = match op {
-                Op::Eq => "=",
-                Op::Ne => "!=",
-                Op::Lt => "<",
-                Op::Le => "<=",
-                Op::Gt => ">",
-                Op::Ge => ">=",
-                Op::In => "in",
-                Op::Like => "like",
-            };
             let mut fields = serde_json::Map::new();
             fields.insert(attr.clone(), value_tree(value));
             let mut node = serde_json::Map::new();
-            node.insert(name.to_owned(), Value::Object(fields));
+            node.insert(op.symbol().to_owned(), Value::Object(fields));
             Value::Object(node)
         }
     }
